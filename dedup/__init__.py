@@ -1,0 +1,1 @@
+"""Deduplication stages: exact (document, paragraph, sentence), and later MinHash and semantic."""

@@ -1,0 +1,91 @@
+"""The one SparkSession factory.
+
+Master: the --master flag, else $SPARK_MASTER, else the profile's `spark.master` (local[*]).
+Under spark-submit the master and driver memory come from spark-submit and are left alone.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from pipeline.config import SparkSettings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Packages executors need to import (the functions given to mapInArrow live in them).
+SHIPPED_PACKAGES = ("pipeline", "dedup", "quality", "tokenizer_training")
+MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295"
+
+
+def _auto_driver_memory() -> str:
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return "4g"
+    # In local mode the driver JVM also runs the executors; Python workers and Arrow batches
+    # live outside it, so leave well over half of the machine to them.
+    return f"{max(1, int(total * 0.4 / 2**30))}g"
+
+
+def _package_zip() -> str:
+    """Zip our packages for executors on other machines (spark.submit.pyFiles equivalent)."""
+    out = Path(tempfile.mkdtemp(prefix="pipeline-pyfiles-")) / "pipeline_packages.zip"
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for pkg in SHIPPED_PACKAGES:
+            for f in sorted((REPO_ROOT / pkg).rglob("*")):
+                if f.is_file() and "__pycache__" not in f.parts:
+                    zf.write(f, f.relative_to(REPO_ROOT).as_posix())
+    return str(out)
+
+
+def under_spark_submit() -> bool:
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def get_spark(settings: SparkSettings | None = None, master: str | None = None):
+    settings = settings or SparkSettings()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("GLIBC_TUNABLES", MALLOC_TUNABLES)
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+
+    builder = SparkSession.builder.appName(settings.app_name)
+    submitted = under_spark_submit()
+    if not submitted:
+        chosen = master or os.environ.get("SPARK_MASTER") or settings.master
+        builder = builder.master(chosen)
+        memory = _auto_driver_memory() if settings.driver_memory == "auto" else settings.driver_memory
+        builder = builder.config("spark.driver.memory", memory)
+        log4j = REPO_ROOT / "pipeline" / "log4j2.properties"
+        builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log4j}")
+    cores = os.cpu_count() or 2
+    shuffle = settings.shuffle_partitions or 4 * cores
+    pythonpath = os.pathsep.join(p for p in [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")] if p)
+    conf = {
+        "spark.sql.shuffle.partitions": str(shuffle),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.session.timeZone": "UTC",
+        # Spark's progress bar on a terminal; plain log lines (ours) when output goes to a file.
+        "spark.ui.showConsoleProgress": "true" if sys.stderr.isatty() else "false",
+        "spark.ui.enabled": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.parquet.compression.codec": "zstd",
+        "spark.executorEnv.GLIBC_TUNABLES": MALLOC_TUNABLES,
+        "spark.executorEnv.PYTHONPATH": pythonpath,
+        "spark.executorEnv.PYTHONHASHSEED": "0",
+        "spark.python.worker.reuse": "true",
+    }
+    conf.update({k: str(v) for k, v in settings.conf.items()})
+    for k, v in conf.items():
+        builder = builder.config(k, v)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(settings.log_level)
+    if not spark.sparkContext.master.startswith("local"):
+        spark.sparkContext.addPyFile(_package_zip())
+    return spark
