@@ -289,11 +289,13 @@ def _read_parquet(spark, files, settings: ReadSettings):
 
     df = spark.read.option("mergeSchema", "true").parquet(*[f.path for f in files])
     listing = spark.createDataFrame(
-        [(Path(f.path).as_uri(), f.rel, f.index) for f in files],
+        [(f.path, f.rel, f.index) for f in files],
         StructType([StructField("_uri", StringType()), StructField("_rel", StringType()),
                     StructField("_index", LongType())]),
     )
-    df = (df.withColumn("_uri", F.col("_metadata.file_path"))
+    # _metadata.file_path is a URI (file:/a%20b/c.parquet): back to a plain absolute path.
+    local_path = F.url_decode(F.regexp_replace(F.col("_metadata.file_path"), "^file:/+", "/"))
+    df = (df.withColumn("_uri", local_path)
             .withColumn("_row", F.col("_metadata.row_index"))
             .join(F.broadcast(listing), "_uri"))
     cols = set(df.columns)

@@ -137,8 +137,8 @@ def read_manifest(out: Path) -> dict | None:
 
 
 def _write(df, path: Path, n_files: int, order: list[str]) -> None:
-    """Deterministic parquet: hash-partition on the order key, sort inside each file."""
-    df.repartition(n_files, *order).sortWithinPartitions(*order).write.mode("error").parquet(str(path))
+    """Deterministic parquet: hash-partition on the first order column, sort inside each file."""
+    df.repartition(n_files, order[0]).sortWithinPartitions(*order).write.mode("error").parquet(str(path))
 
 
 def _count(spark, path: Path, group_by: str | None = None) -> dict:

@@ -1,0 +1,50 @@
+import gzip
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+CORPORA = REPO.parent / "shared" / "corpora"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] SparkSession for the whole suite (start-up costs ~10 s)."""
+    from pipeline.config import SparkSettings
+    from pipeline.spark import get_spark
+
+    session = get_spark(SparkSettings(master="local[2]", driver_memory="3g", shuffle_partitions=4,
+                                      app_name="tests"))
+    yield session
+    session.stop()
+
+
+def write_jsonl(path: Path, records, gz: bool = False) -> Path:
+    """Write records (dicts, or raw bytes lines) as JSONL (optionally gzip)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [r if isinstance(r, bytes) else json.dumps(r, ensure_ascii=False).encode("utf-8") for r in records]
+    data = b"".join(line + b"\n" for line in lines)
+    if gz:
+        with gzip.GzipFile(path, "wb", mtime=0) as f:
+            f.write(data)
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def read_dir(path: Path):
+    """All rows of a parquet output directory, as a list of dicts in file then row order."""
+    import pyarrow.parquet as pq
+
+    files = sorted(Path(path).glob("*.parquet"))
+    rows = []
+    for f in files:
+        rows.extend(pq.read_table(f).to_pylist())
+    return rows

@@ -1,0 +1,133 @@
+"""Bad input is quarantined with its reason, never dropped; unreadable files fail clearly."""
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import read_dir, write_jsonl
+from pipeline.config import load_profile
+from pipeline.errors import BadInputFiles, UserError
+from pipeline.readers import read_documents, resolve_input
+from pipeline.stage import run_stage
+from dedup.exact import STAGE as EXACT
+
+GOOD = [{"id": "g1", "text": "A perfectly fine English document.", "lang": "en", "source": "s", "extra": [1, 2]},
+        {"text": "没有编号的中文文档。", "lang": "zh"}]
+BAD_LINES = [
+    (b"{not json", "invalid_json"),
+    (b'["a", "list"]', "not_an_object"),
+    (b'{"id": "m"}', "missing_text"),
+    (b'{"text": null}', "missing_text"),
+    (b'{"text": 42}', "text_not_string"),
+    (b'{"text": ""}', "empty_text"),
+    (b'{"text": "  \\n\\t "}', "empty_text"),
+    (b'{"text": "bad \xff\xfe bytes"}', "invalid_utf8"),
+    (b'{"text": "lone \\ud800 surrogate"}', "invalid_utf8"),
+    (b'{"text": "' + b"x" * 300 + b'"}', "text_too_large"),
+]
+
+
+def profile(tmp_path, **read):
+    overrides = [f"read.{k}={json.dumps(v)}" for k, v in read.items()]
+    overrides.append("write.files_per_output=1")
+    return load_profile(None, overrides)
+
+
+def test_every_bad_record_kind_is_quarantined_with_reason(tmp_path, spark):
+    lines = [json.dumps(GOOD[0]).encode(), *[line for line, _ in BAD_LINES], json.dumps(GOOD[1], ensure_ascii=False).encode()]
+    write_jsonl(tmp_path / "in" / "mixed.jsonl", lines)
+    prof = profile(tmp_path, max_text_bytes=200, quarantine_preview_bytes=64)
+    res = read_documents(spark, resolve_input(str(tmp_path / "in")), prof.read)
+    docs = {r["id"]: r for r in res.docs.collect()}
+    q = sorted(res.quarantine.collect(), key=lambda r: r["record"])
+    assert set(docs) == {"g1", "mixed.jsonl:12"}  # missing id -> file name + line number
+    assert json.loads(docs["g1"]["meta"]) == {"extra": [1, 2]}
+    assert docs["mixed.jsonl:12"]["source"] == "mixed"  # default source: the file's stem
+    assert [(r["record"], r["reason"]) for r in q] == [(i + 2, reason) for i, (_, reason) in enumerate(BAD_LINES)]
+    for r, (line, _) in zip(q, BAD_LINES):
+        assert r["file"] == "mixed.jsonl" and r["error"]
+        if r["reason"] == "text_too_large":
+            assert r["raw_truncated"] and r["raw"] == line[:64] and r["n_bytes"] == len(line)
+            assert r["n_chars"] == 300
+        else:
+            assert bytes(r["raw"]) == line  # the original bytes, untouched
+
+
+def test_stage_counts_reconcile_with_bad_input(tmp_path, spark):
+    lines = [json.dumps(GOOD[0]).encode(), *[line for line, _ in BAD_LINES], json.dumps(GOOD[1]).encode()]
+    write_jsonl(tmp_path / "in" / "a.jsonl", lines)
+    write_jsonl(tmp_path / "in" / "b.jsonl.gz", [GOOD[0] | {"id": "g2"}], gz=True)
+    prof = profile(tmp_path, max_text_bytes=200)
+    m = run_stage(EXACT, prof, str(tmp_path / "in"), str(tmp_path / "out"), spark=spark)
+    c = m["counts"]
+    assert c["input"]["docs"] == 13
+    assert c["quarantined"]["docs"] == len(BAD_LINES)
+    assert c["kept"]["docs"] + c["removed"]["docs"] + c["quarantined"]["docs"] == 13
+    assert c["removed"]["by_reason"] == {"exact_duplicate": {"docs": 1, "chars": len(GOOD[0]["text"])}}
+    assert c["input"]["chars"] == c["kept"]["chars"] + c["removed"]["chars"] + c["quarantined"]["chars"] + \
+        c["removed_spans"]["chars"]
+    assert len(read_dir(tmp_path / "out" / "quarantine")) == len(BAD_LINES)
+    reasons = {r: v["docs"] for r, v in c["quarantined"]["by_reason"].items()}
+    assert reasons == {"invalid_json": 1, "not_an_object": 1, "missing_text": 2, "text_not_string": 1,
+                       "empty_text": 2, "invalid_utf8": 2, "text_too_large": 1}
+
+
+def test_oversized_line_is_never_read_whole(tmp_path, spark):
+    big = b'{"text": "' + b"y" * 5000 + b'"}'
+    write_jsonl(tmp_path / "in" / "big.jsonl", [big, json.dumps(GOOD[0]).encode()])
+    prof = profile(tmp_path, max_text_bytes=100, quarantine_preview_bytes=32)
+    res = read_documents(spark, resolve_input(str(tmp_path / "in")), prof.read)
+    (q,) = res.quarantine.collect()
+    assert q["reason"] == "text_too_large" and q["n_bytes"] == len(big) and len(q["raw"]) == 32
+    assert [r["id"] for r in res.docs.collect()] == ["g1"]
+
+
+def _corrupt_gzip(path: Path):
+    good = gzip.compress(b"".join(json.dumps({"text": f"record number {i} " * 20}).encode() + b"\n"
+                                  for i in range(2000)), mtime=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(good[: len(good) // 2])  # truncated stream
+
+
+def test_corrupt_gzip_fails_clearly_unless_skipped(tmp_path, spark):
+    _corrupt_gzip(tmp_path / "in" / "broken.jsonl.gz")
+    write_jsonl(tmp_path / "in" / "ok.jsonl", GOOD)
+    with pytest.raises(BadInputFiles, match="broken.jsonl.gz"):
+        run_stage(EXACT, profile(tmp_path), str(tmp_path / "in"), str(tmp_path / "out"), spark=spark)
+    assert not (tmp_path / "out").exists() and not (tmp_path / ".out.incomplete").exists()
+    m = run_stage(EXACT, profile(tmp_path, skip_bad_files=True), str(tmp_path / "in"), str(tmp_path / "out2"),
+                  spark=spark)
+    q = m["counts"]["quarantined"]["by_reason"]
+    assert q["unreadable_file"]["docs"] == 1
+    # the records before the corruption were read; the kept/removed/quarantined counts still add up
+    assert m["counts"]["kept"]["docs"] > 2 and m["counts"]["reconciled"]
+
+
+def test_parquet_input_and_truncated_parquet(tmp_path, spark):
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.table({"text": ["First parquet document here.", "Second one, different.", None],
+                             "score": [0.5, 0.25, 1.0]}), tmp_path / "in" / "p.parquet")
+    res = read_documents(spark, resolve_input(str(tmp_path / "in")), profile(tmp_path).read)
+    rows = sorted(res.docs.collect(), key=lambda r: r["doc_pos"])
+    assert [r["id"] for r in rows] == ["p.parquet:0", "p.parquet:1"]
+    assert [r["score"] for r in rows] == [0.5, 0.25]  # extra columns are kept
+    assert [r["reason"] for r in res.quarantine.collect()] == ["missing_text"]
+    data = (tmp_path / "in" / "p.parquet").read_bytes()
+    (tmp_path / "in" / "t.parquet").write_bytes(data[: len(data) - 20])
+    with pytest.raises(BadInputFiles, match="t.parquet"):
+        read_documents(spark, resolve_input(str(tmp_path / "in")), profile(tmp_path).read)
+
+
+def test_user_mistakes_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="input not found"):
+        resolve_input(str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no JSONL"):
+        resolve_input(str(tmp_path / "empty"))
+    with pytest.raises(UserError, match="unknown config key"):
+        load_profile(None, ["read.max_text_byte=3"])
+    with pytest.raises(UserError, match="must be int"):
+        load_profile(None, ["read.max_text_bytes=lots"])
