@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -33,13 +34,11 @@ def load_stage(name: str):
 
 
 def available_stages() -> list[str]:
+    """Stages whose module is present (a checkout may lack optional stage packages)."""
     out = []
     for name, target in STAGES.items():
-        module = target.split(":")[0]
-        if importlib.util.find_spec(module.split(".")[0]) is None:
-            continue
         try:
-            if importlib.util.find_spec(module) is not None:
+            if importlib.util.find_spec(target.split(":")[0]) is not None:
                 out.append(name)
         except ModuleNotFoundError:
             continue

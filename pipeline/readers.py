@@ -246,11 +246,11 @@ def _read_jsonl(spark, files, settings: ReadSettings):
     from pyspark.sql import functions as F
     from pyspark.sql.types import LongType, StringType, StructField, StructType
 
-    listing = spark.createDataFrame(
-        [(f.path, f.rel, f.index) for f in files],
-        StructType([StructField("path", StringType()), StructField("rel", StringType()),
-                    StructField("index", LongType())]),
-    ).repartition(len(files), "index")  # one task per file
+    schema = StructType([StructField("path", StringType()), StructField("rel", StringType()),
+                         StructField("index", LongType())])
+    rows = [(f.path, f.rel, f.index) for f in files]
+    # One partition per file, without a shuffle.
+    listing = spark.createDataFrame(spark.sparkContext.parallelize(rows, len(rows)), schema)
     cfg = {"max_text_bytes": settings.max_text_bytes,
            "quarantine_preview_bytes": settings.quarantine_preview_bytes,
            "records_per_batch": settings.records_per_batch}

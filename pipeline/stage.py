@@ -148,13 +148,14 @@ def _count(spark, path: Path, group_by: str | None = None) -> dict:
     chars = (F.char_length("text") if "text" in df.columns
              else F.col("n_chars") if "n_chars" in df.columns else F.lit(0))
     aggs = [F.count(F.lit(1)).alias("docs"), F.coalesce(F.sum(chars), F.lit(0)).cast("long").alias("chars")]
+    if group_by and group_by in df.columns:  # one job: per-group figures, summed here
+        rows = df.groupBy(group_by).agg(*aggs).collect()
+        groups = {str(r[group_by]): {"docs": int(r["docs"]), "chars": int(r["chars"])}
+                  for r in sorted(rows, key=lambda r: str(r[group_by]))}
+        return {"docs": sum(g["docs"] for g in groups.values()),
+                "chars": sum(g["chars"] for g in groups.values()), "by_" + group_by: groups}
     total = df.agg(*aggs).first()
-    out = {"docs": int(total["docs"]), "chars": int(total["chars"])}
-    if group_by and group_by in df.columns:
-        rows = df.groupBy(group_by).agg(*aggs).orderBy(group_by).collect()
-        out["by_" + group_by] = {str(r[group_by]): {"docs": int(r["docs"]), "chars": int(r["chars"])}
-                                 for r in rows}
-    return out
+    return {"docs": int(total["docs"]), "chars": int(total["chars"])}
 
 
 def run_stage(stage: Stage, profile: Profile, input_spec: str, output: str, *, spark=None,

@@ -47,7 +47,6 @@ def shards(tmp_path_factory):
     return d
 
 
-@pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun is installed with torch")
 def test_ddp_and_fsdp_match_single_process_and_resume(shards, tmp_path):
     common = ["train", "--data", shards, "--model", "tiny", "--seq-len", 32, "--micro-batch", 2,
               "--max-steps", 6, "--lr", 3e-3, "--warmup-steps", 2, "--ckpt-interval", 2,

@@ -1,0 +1,89 @@
+"""A real standalone cluster (master + one worker on 127.0.0.1, both shipped with pyspark):
+exact-dedup through spark-submit gives the same output as local mode."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pyspark
+
+from conftest import REPO, write_jsonl
+from pipeline.config import load_profile
+from pipeline.stage import run_stage
+from dedup.exact import STAGE as EXACT
+
+SPARK_HOME = Path(pyspark.__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+def test_standalone_cluster_matches_local(tmp_path, spark):
+    docs = [{"id": f"d{i}", "text": f"Paragraph {i % 7} is repeated across the corpus many times over.\n\n"
+                                    f"Unique tail {i}: some words that are only here, nowhere else.",
+             "lang": "en"} for i in range(120)]
+    docs += docs[:20]
+    write_jsonl(tmp_path / "in" / "a.jsonl", docs)
+    overrides = ["write.files_per_output=2"]
+    run_stage(EXACT, load_profile(None, overrides), str(tmp_path / "in"), str(tmp_path / "local"), spark=spark)
+
+    env = dict(os.environ, SPARK_HOME=str(SPARK_HOME), SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable,
+               SPARK_LOG_DIR=str(tmp_path / "logs"), SPARK_WORKER_DIR=str(tmp_path / "work"))
+    spark_class = str(SPARK_HOME / "bin" / "spark-class")
+    port = free_port()
+    master_url = f"spark://127.0.0.1:{port}"
+    procs = []
+    try:
+        procs.append(subprocess.Popen(
+            [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+             "--webui-port", str(free_port())],
+            env=env, stdout=open(tmp_path / "master.log", "w"), stderr=subprocess.STDOUT, start_new_session=True))
+        wait_for_port(port)
+        procs.append(subprocess.Popen(
+            [spark_class, "org.apache.spark.deploy.worker.Worker", master_url, "--host", "127.0.0.1",
+             "--cores", "2", "--memory", "2g", "--webui-port", str(free_port()), "--work-dir", str(tmp_path / "work")],
+            env=env, stdout=open(tmp_path / "worker.log", "w"), stderr=subprocess.STDOUT, start_new_session=True))
+        r = subprocess.run(
+            [str(SPARK_HOME / "bin" / "spark-submit"), "--master", master_url, "--driver-memory", "1g",
+             "--executor-memory", "1g", "--conf", f"spark.pyspark.python={sys.executable}",
+             "--conf", "spark.sql.shuffle.partitions=4",
+             str(REPO / "jobs" / "exact_dedup.py"), "--input", str(tmp_path / "in"),
+             "--output", str(tmp_path / "cluster"), *sum((["--set", o] for o in overrides), [])],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+    import json
+
+    manifest = json.loads((tmp_path / "cluster" / "_manifest.json").read_text())
+    assert manifest["spark"]["master"] == master_url
+    assert manifest["counts"]["removed"]["by_reason"]["exact_duplicate"]["docs"] == 20
+    for sub in ("kept", "removed", "removed_spans", "quarantine"):
+        a = sorted((tmp_path / "local" / sub).glob("*.parquet"))
+        b = sorted((tmp_path / "cluster" / sub).glob("*.parquet"))
+        assert len(a) == len(b) > 0
+        for fa, fb in zip(a, b):
+            assert pq.read_table(fa).equals(pq.read_table(fb)), sub

@@ -1,0 +1,230 @@
+"""Token shards: the `tokenize` stage in Spark, read back with an independent Megatron reader
+written here from the documented format, plus the parquet token shards, reproducibility,
+`repeats`, and the shuffle / packing helpers."""
+import gzip
+import itertools
+import json
+import struct
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sentencepiece as spm
+
+from conftest import CORPORA, read_dir, write_jsonl
+from pipeline.config import load_profile
+from pipeline.stage import run_stage
+from tokenizer_training.settings import TrainerSettings
+from tokenizer_training.shards import (pack_documents, pack_shards, shuffled_document_order, verify_shards,
+                                       write_shard)
+from tokenizer_training.stage import TOKENIZE_STAGE
+from tokenizer_training.train import train_sentencepiece, write_sentence_file
+
+# ------------------------------------------------------------------------------------------
+# An independent reader of Megatron-LM's indexed dataset, from the documented format only:
+#   .idx: magic b"MMIDIDX\x00\x00" | <Q version=1 | <B dtype code | <Q sequence_count |
+#         <Q document_count | int32 lengths[sequence_count] | int64 pointers[sequence_count] |
+#         int64 document_indices[document_count];   .bin: the ids, concatenated.
+DTYPES = {1: "u1", 2: "i1", 3: "<i2", 4: "<i4", 5: "<i8", 6: "<f8", 7: "<f4", 8: "<u2"}
+
+
+def megatron_read(prefix):
+    raw = Path(str(prefix) + ".idx").read_bytes()
+    assert raw[:9] == b"MMIDIDX\x00\x00"
+    version, = struct.unpack("<Q", raw[9:17])
+    code, = struct.unpack("<B", raw[17:18])
+    n_seq, n_doc = struct.unpack("<QQ", raw[18:34])
+    assert version == 1
+    off = 34
+    lengths = struct.unpack(f"<{n_seq}i", raw[off:off + 4 * n_seq])
+    off += 4 * n_seq
+    pointers = struct.unpack(f"<{n_seq}q", raw[off:off + 8 * n_seq])
+    off += 8 * n_seq
+    doc_idx = struct.unpack(f"<{n_doc}q", raw[off:off + 8 * n_doc])
+    assert off + 8 * n_doc == len(raw)
+    data = Path(str(prefix) + ".bin").read_bytes()
+    dt = np.dtype(DTYPES[code])
+    seqs = [np.frombuffer(data, dtype=dt, count=n, offset=p).tolist() for n, p in zip(lengths, pointers)]
+    assert sum(lengths) * dt.itemsize == len(data)
+    return code, seqs, list(doc_idx)
+
+
+def read_all_shards(shard_dir):
+    seqs = []
+    for idx in sorted(Path(shard_dir).glob("*.idx")):
+        code, s, doc_idx = megatron_read(idx.with_suffix(""))
+        assert code == 4  # int32
+        assert doc_idx == list(range(len(s) + 1))
+        seqs.extend(s)
+    return seqs
+
+
+# ------------------------------------------------------------------------------------------
+EDGE = ["emoji 😀 and rare 𠀀 and control \x01 chars", "    indented\n\tcode();\n", "数字 2024 年 12 月",
+        "ＡＢＣ full width", "  leading and trailing  "]
+
+
+def docs_fixture():
+    out = []
+    for name, n in (("zh_news_peoples_daily_1998", 60), ("en_fortunes", 80), ("code_c_cpp_headers", 20)):
+        with gzip.open(CORPORA / f"{name}.jsonl.gz", "rt", encoding="utf-8") as f:
+            for line in itertools.islice(f, n):
+                d = json.loads(line)
+                out.append({"id": d["id"], "text": d["text"][:6000], "source": d["source"], "lang": d["lang"]})
+    out += [{"id": f"edge-{i}", "text": t, "source": "edge", "lang": "en"} for i, t in enumerate(EDGE)]
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("model")
+    write_sentence_file([d["text"] for d in docs_fixture()], tmp / "s.txt", 4192)
+    res = train_sentencepiece([str(tmp / "s.txt")], tmp / "m",
+                              TrainerSettings(vocab_size=4000, num_threads=2, min_last_merge_frequency=2))
+    return res.model_file
+
+
+def profile(*extra):
+    return load_profile(None, ["write.files_per_output=2", "tokenize.shard_size_tokens=40000", *extra])
+
+
+@pytest.fixture(scope="module")
+def tokenized(tmp_path_factory, spark, model):
+    tmp = tmp_path_factory.mktemp("tokenize")
+    docs = docs_fixture()
+    write_jsonl(tmp / "in" / "docs.jsonl", docs)
+    prof = profile(f"tokenize.tokenizer={model}")
+    m1 = run_stage(TOKENIZE_STAGE, prof, str(tmp / "in"), str(tmp / "out1"), spark=spark)
+    m2 = run_stage(TOKENIZE_STAGE, prof, str(tmp / "in"), str(tmp / "out2"), spark=spark)
+    return tmp, docs, m1, m2
+
+
+def expected_ids(sp, text):
+    return sp.encode(text) + [sp.eos_id()]
+
+
+def test_bin_idx_match_sentencepiece(tokenized, model):
+    tmp, docs, m1, _ = tokenized
+    sp = spm.SentencePieceProcessor(model_file=model)
+    seqs = read_all_shards(tmp / "out1" / "shards")
+    assert len(seqs) == len(docs)
+    assert Counter(map(tuple, seqs)) == Counter(tuple(expected_ids(sp, d["text"])) for d in docs)
+    assert all(s[-1] == 2 and 2 not in s[:-1] for s in seqs)  # one </s>, at the end
+    man = json.loads((tmp / "out1" / "shards" / "_manifest.json").read_text())
+    assert man["vocab_size"] == sp.get_piece_size() == 4000 and man["dtype"] == "int32"
+    assert man["tokens"] == sum(map(len, seqs)) and man["documents"] == len(docs)
+    assert len(man["shards"]) > 1 and sum(s["tokens"] for s in man["shards"]) == man["tokens"]
+    by_lang = Counter()
+    for d in docs:
+        by_lang[d["lang"]] += len(expected_ids(sp, d["text"]))
+    assert man["tokens_by_lang"] == dict(by_lang)
+    assert verify_shards(tmp / "out1" / "shards") == []
+
+
+def test_parquet_token_shards(tokenized, model):
+    tmp, docs, m1, _ = tokenized
+    sp = spm.SentencePieceProcessor(model_file=model)
+    by_id = {d["id"]: d for d in docs}
+    files = sorted((tmp / "out1" / "kept").glob("*.parquet"))
+    assert len(files) == 2
+    schema = pq.read_schema(files[0])
+    assert schema.field("input_ids").type == pa.list_(pa.int32()) or \
+        schema.field("input_ids").type.value_type == pa.int32()
+    rows = read_dir(tmp / "out1" / "kept")
+    assert sorted(r["id"] for r in rows) == sorted(by_id)
+    for r in rows:
+        d = by_id[r["id"]]
+        assert r["input_ids"] == expected_ids(sp, d["text"])
+        assert r["n_tokens"] == len(r["input_ids"]) and r["n_chars"] == len(d["text"])
+        assert r["n_bytes"] == len(d["text"].encode("utf-8"))
+        assert (r["source"], r["lang"]) == (d["source"], d["lang"])
+    c = m1["counts"]
+    assert c["reconciled"] and c["kept"]["docs"] == len(docs)
+    assert c["kept"]["chars"] == sum(len(d["text"]) for d in docs)
+    assert m1["stats"]["vocab_size"] == 4000
+
+
+def test_reproducible(tokenized):
+    tmp, _, m1, m2 = tokenized
+    a = json.loads((tmp / "out1" / "shards" / "_manifest.json").read_text())
+    b = json.loads((tmp / "out2" / "shards" / "_manifest.json").read_text())
+    assert [(s["bin_sha256"], s["idx_sha256"]) for s in a["shards"]] == \
+        [(s["bin_sha256"], s["idx_sha256"]) for s in b["shards"]]
+    ra, rb = read_dir(tmp / "out1" / "kept"), read_dir(tmp / "out2" / "kept")
+    assert ra == rb
+
+
+def test_repeats_and_seed(tmp_path, spark, model):
+    docs = docs_fixture()[:40]
+    reps = [i % 4 for i in range(len(docs))]  # 0..3 copies
+    table = pa.table({"id": [d["id"] for d in docs], "text": [d["text"] for d in docs],
+                      "source": [d["source"] for d in docs], "lang": [d["lang"] for d in docs],
+                      "repeats": pa.array(reps, pa.int32())})
+    (tmp_path / "in").mkdir()
+    pq.write_table(table, tmp_path / "in" / "part-0.parquet")
+    run_stage(TOKENIZE_STAGE, profile(f"tokenize.tokenizer={model}", "tokenize.seed=7"), str(tmp_path / "in"),
+              str(tmp_path / "out"), spark=spark)
+    sp = spm.SentencePieceProcessor(model_file=model)
+    seqs = read_all_shards(tmp_path / "out" / "shards")
+    want = Counter()
+    for d, k in zip(docs, reps):
+        want[tuple(expected_ids(sp, d["text"]))] += k
+    assert Counter(map(tuple, seqs)) == want
+    rows = read_dir(tmp_path / "out" / "kept")
+    assert len(rows) == len(docs) and sorted(r["repeats"] for r in rows) == sorted(reps)
+    man = json.loads((tmp_path / "out" / "shards" / "_manifest.json").read_text())
+    assert man["sequences"] == sum(reps) and man["seed"] == 7
+
+
+def test_trainer_reads_shards(tokenized):
+    tmp, docs, _, _ = tokenized
+    from model.data import TokenShards, find_shards, manifest_vocab_size
+
+    d = tmp / "out1" / "shards"
+    assert manifest_vocab_size(d) == 4000
+    shards = TokenShards(find_shards(d))
+    assert shards.num_docs == len(docs)
+    packed = pack_shards(d, seq_len=64, seed=3)
+    assert packed.tokens.shape[1] == 65 and packed.tokens.dtype == np.int32
+    # a new document starts right after every </s>
+    for row, pos in zip(packed.tokens, packed.position_ids):
+        after_eos = np.where(row[:-1] == 2)[0] + 1
+        assert (pos[after_eos] == 0).all()
+
+
+# ------------------------------------------------------------------------------------------
+def test_write_shard_int32_large_ids(tmp_path):
+    docs = [[0, 1, 65535, 65536, 125695], [], [7] * 10, list(range(70000, 70100))]
+    entry = write_shard(tmp_path, 3, docs, sources=["a", "b", "a", "c"], langs=["en"] * 4)
+    code, seqs, doc_idx = megatron_read(tmp_path / "shard-00003")
+    assert code == 4 and seqs == docs and doc_idx == [0, 1, 2, 3, 4]
+    assert entry["tokens"] == 115 and entry["tokens_by_source"] == {"a": 15, "b": 0, "c": 100}
+    import hashlib
+
+    assert entry["bin_sha256"] == hashlib.sha256((tmp_path / "shard-00003.bin").read_bytes()).hexdigest()
+
+
+def test_shuffled_document_order():
+    a = shuffled_document_order([3, 0, 5], seed=1)
+    assert sorted(map(tuple, a)) == [(0, 0), (0, 1), (0, 2), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4)]
+    assert (a == shuffled_document_order([3, 0, 5], seed=1)).all()
+    assert not (a == shuffled_document_order([3, 0, 5], seed=2)).all()
+    assert not (a == shuffled_document_order([3, 0, 5], seed=1, epoch=1)).all()
+
+
+def test_pack_documents_boundaries():
+    docs = [[10, 11, 2], [20, 21, 22, 23, 2], [30, 2], [40, 41, 42, 2]]
+    p = pack_documents(docs, seq_len=4)
+    stream = sum(docs, [])
+    assert p.tokens.shape == (3, 5)
+    for i in range(3):
+        assert p.tokens[i].tolist() == stream[4 * i: 4 * i + 5]
+    assert p.position_ids[0].tolist() == [0, 1, 2, 0, 1]
+    assert p.segment_ids[0].tolist() == [0, 0, 0, 1, 1]
+    assert p.position_ids[1].tolist() == [1, 2, 3, 4, 0]  # continues across the sample edge
+    assert p.segment_ids[1].tolist() == [0, 0, 0, 0, 1]
+    assert p.dropped_tail_tokens == len(stream) - 13
+    assert pack_documents([[1, 2]], seq_len=4096).tokens.shape == (0, 4097)
