@@ -11,18 +11,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/demo.yaml
+STAGE_CONFIG ?= configs/default.yaml
 SAMPLE ?= data/sample
 OUT ?= out
 CORPORA ?= ../shared/corpora
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: help venv run test bench $(STAGES)
+.PHONY: help venv run test bench bench-exact
 
 help:
 	@echo "make run     - install (first time) and run the whole pipeline on $(SAMPLE) into $(OUT)/"
 	@echo "make test    - install (first time) and run the test suite"
-	@echo "make <stage> IN=... OUT=...  - run one stage (exact-dedup, train-tokenizer, tokenize)"
+	@echo "make <stage> IN=... OUT=...  - run one stage (exact-dedup, train-tokenizer, tokenize;"
+	@echo "                               tokenize also needs ARGS='--tokenizer path/tokenizer.model')"
 	@echo "make bench   - benchmarks on $(CORPORA), figures into bench/results/"
 
 venv: $(STAMP)
@@ -39,12 +41,13 @@ test: venv
 	$(PY) -m pytest -q tests $(ARGS)
 
 # One make target per stage: make exact-dedup IN=path OUT=path [ARGS="--overwrite"]
-STAGES := exact-dedup
+STAGES := exact-dedup train-tokenizer tokenize
+.PHONY: $(STAGES)
 $(STAGES): venv
 	@test -n "$(IN)" || { echo "usage: make $@ IN=<input> OUT=<output dir>"; exit 2; }
-	$(PY) -m pipeline $@ --config $(CONFIG) --input $(IN) --output $(OUT) $(ARGS)
+	$(PY) -m pipeline $@ --config $(STAGE_CONFIG) --input $(IN) --output $(OUT) $(ARGS)
 
-bench: venv bench-exact
+bench: venv bench-exact bench-tokenize bench-train
 
 bench-exact: venv
 	$(PY) bench/bench_exact.py --corpora $(CORPORA) --out bench/results/exact_dedup.json

@@ -11,7 +11,7 @@ Each cut goes to removed_spans/ with its offsets and text. A document that loses
 fewer than `min_doc_chars_after_span_dedup` characters left is removed as
 `too_short_after_span_dedup` (its remaining text in removed/).
 
-All of it is hashes, aggregations and joins in Spark: nothing is collected to the driver. The
+All of it is hashes, windows, aggregations and joins in Spark: nothing is collected to the driver. The
 first occurrence is well defined across levels: a paragraph's first occurrence contains the first
 occurrence of each of its sentences, so cutting both levels in one pass is consistent.
 """
@@ -138,6 +138,7 @@ class ExactDedupStage(Stage):
 
     def run(self, ctx, docs) -> StageOutput:
         from pyspark import StorageLevel
+        from pyspark.sql import Window
         from pyspark.sql import functions as F
         from pyspark.sql.pandas.types import from_arrow_schema
         from pyspark.sql.types import BooleanType, StringType, StructField, StructType
@@ -148,14 +149,15 @@ class ExactDedupStage(Stage):
                               from_arrow_schema(FINGERPRINT_SCHEMA))
                   .persist(StorageLevel.MEMORY_AND_DISK))
 
-        # Document level: first copy in corpus order wins.
+        # Document level: first copy in corpus order wins. A window over each hash group is one
+        # shuffle (a group-by plus join would be two) and sorts a giant group on disk, not in memory.
         if cfg.document:
-            firsts = fp.groupBy("doc_hash").agg(F.min("doc_pos").alias("_first_pos"),
-                                                F.min_by("id", "doc_pos").alias("_first_id"))
-            fp = fp.join(firsts, "doc_hash")
-            doc_dups = fp.where(F.col("doc_pos") != F.col("_first_pos")).select(
-                "doc_pos", F.col("_first_id").alias("_dup_of"))
-            unique = fp.where(F.col("doc_pos") == F.col("_first_pos"))
+            by_doc_hash = Window.partitionBy("doc_hash").orderBy("doc_pos")
+            ranked = (fp.withColumn("_rank", F.row_number().over(by_doc_hash))
+                        .withColumn("_first_id", F.first("id").over(by_doc_hash))
+                        .persist(StorageLevel.MEMORY_AND_DISK))
+            doc_dups = ranked.where(F.col("_rank") > 1).select("doc_pos", F.col("_first_id").alias("_dup_of"))
+            unique = ranked.where(F.col("_rank") == 1)
         else:
             doc_dups = None
             unique = fp
@@ -163,13 +165,10 @@ class ExactDedupStage(Stage):
         # Paragraph and sentence level: every occurrence after the first is cut.
         spans = unique.select("doc_pos", "id", F.explode("spans").alias("s")).select(
             "doc_pos", "id", "s.level", "s.start", "s.end", "s.hash")
-        order_key = F.struct("doc_pos", "start")
-        repeated = (spans.groupBy("level", "hash")
-                    .agg(F.count(F.lit(1)).alias("_n"), F.min(order_key).alias("_first"),
-                         F.min_by("id", order_key).alias("_first_id"))
-                    .where(F.col("_n") > 1))
-        cuts = (spans.join(repeated, ["level", "hash"])
-                .where(order_key != F.col("_first"))
+        by_span_hash = Window.partitionBy("level", "hash").orderBy("doc_pos", "start")
+        cuts = (spans.withColumn("_rank", F.row_number().over(by_span_hash))
+                .withColumn("_first_id", F.first("id").over(by_span_hash))
+                .where(F.col("_rank") > 1)
                 .groupBy("doc_pos")
                 .agg(F.collect_list(F.struct("level", "start", "end",
                                              F.col("_first_id").alias("duplicate_of"))).alias("_cuts")))
@@ -186,8 +185,13 @@ class ExactDedupStage(Stage):
             StructField("_keep", BooleanType()), StructField("_reason", StringType()),
             from_arrow_schema(pa.schema([("_spans", pa.list_(REMOVED_SPAN_TYPE))]))["_spans"],
         ])
-        applied = survivors.mapInArrow(apply_cuts_batches(cfg.min_doc_chars_after_span_dedup), out_schema)
-        applied = applied.persist(StorageLevel.MEMORY_AND_DISK)
+        # Only documents that lose spans go through Python; the rest pass straight through.
+        untouched = (survivors.where(F.col("_cuts").isNull()).drop("_cuts")
+                     .withColumn("_keep", F.lit(True)).withColumn("_reason", F.lit(None).cast("string"))
+                     .withColumn("_spans", F.lit(None).cast(out_schema["_spans"].dataType)))
+        cut = survivors.where(F.col("_cuts").isNotNull()).mapInArrow(
+            apply_cuts_batches(cfg.min_doc_chars_after_span_dedup), out_schema)
+        applied = untouched.unionByName(cut).persist(StorageLevel.MEMORY_AND_DISK)
 
         doc_cols = [c for c in docs.columns]
         kept = applied.where("_keep").select(*doc_cols)

@@ -68,7 +68,7 @@ def resolve_input(spec: str) -> InputSet:
     """Expand an input spec into a sorted, numbered file list (the order defines doc_pos)."""
     if not spec:
         raise UserError("no input given (--input PATH)")
-    p = Path(spec)
+    p = Path(os.path.abspath(spec))  # absolute, but symlinks left as they are
     if p.is_dir() and (p / "_manifest.json").is_file() and (p / "kept").is_dir():
         p = p / "kept"  # a stage's output directory: read what it kept
     if p.is_dir():
@@ -82,26 +82,27 @@ def resolve_input(spec: str) -> InputSet:
         candidates = [Path(f) for f in glob.glob(spec, recursive=True) if Path(f).is_file()]
         if not candidates:
             raise UserError(f"input glob matches no files: {spec}")
-        root = Path(os.path.commonpath([str(c.parent.resolve()) for c in candidates]))
+        candidates = [Path(os.path.abspath(c)) for c in candidates]
+        root = Path(os.path.commonpath([str(c.parent) for c in candidates]))
     else:
         raise UserError(f"input not found: {spec}")
     files = []
     skipped = []
-    for f in sorted(candidates, key=lambda c: str(c.resolve().relative_to(root.resolve()))):
+    for f in sorted(candidates, key=lambda c: c.relative_to(root).as_posix()):
         fmt = _fmt_of(f.name)
         if fmt is None:
             skipped.append(f.name)
             continue
         st = f.stat()
-        rel = f.resolve().relative_to(root.resolve()).as_posix()
-        files.append(InputFile(len(files), str(f.resolve()), rel, fmt, st.st_size, st.st_mtime_ns))
+        rel = f.relative_to(root).as_posix()
+        files.append(InputFile(len(files), str(f), rel, fmt, st.st_size, st.st_mtime_ns))
     if not files:
         extra = f" (ignored: {', '.join(sorted(skipped)[:5])})" if skipped else ""
         raise UserError(f"no JSONL, JSONL.gz or parquet files in input {spec}{extra}")
     if skipped:
         print(f"note: ignoring {len(skipped)} file(s) that are not JSONL/parquet in {spec}: "
               f"{', '.join(sorted(skipped)[:5])}", flush=True)
-    return InputSet(spec=spec, root=str(root.resolve()), files=tuple(files))
+    return InputSet(spec=spec, root=str(root), files=tuple(files))
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,6 +259,10 @@ def _read_jsonl(spark, files, settings: ReadSettings):
 
     # Parsed once, then split into documents and quarantine (both read this cache).
     parsed = listing.mapInArrow(_jsonl_partition(cfg), _spark_schema(JSONL_OUT_SCHEMA))
+    # One task per file reads; the stages after need all cores even when the files are few.
+    spread = 2 * spark.sparkContext.defaultParallelism
+    if len(files) < spread:
+        parsed = parsed.repartition(spread, "doc_pos")
     parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
     docs = parsed.where(F.col("_q_reason").isNull()).select(*S.DOC_COLUMNS)
     quarantine = parsed.where(F.col("_q_reason").isNotNull()).select(

@@ -77,7 +77,9 @@ def funnel_figure(steps: list[dict]) -> str:
                                    (axes[1], docs, "documents left (% of raw)", "#e07b39")):
         ax.barh(labels, vals, color=color, left=[(100 - v) / 2 for v in vals])  # centred: a funnel
         for y, v in enumerate(vals):
-            ax.text(50, y, f"{v:.2f}%", ha="center", va="center", color="white", fontsize=9, weight="bold")
+            drop = vals[y + 1] - v if y + 1 < len(vals) else 0.0  # share of raw removed by this step
+            label = f"{v:.2f}%" + (f"  (-{drop:.2f})" if drop > 0 else "")
+            ax.text(50, y, label, ha="center", va="center", color="white", fontsize=9, weight="bold")
         ax.set_xlim(0, 100)
         ax.set_title(title)
         ax.set_xticks([])
