@@ -54,6 +54,7 @@ class StageOutput:
     span_outputs: tuple = ()
     order: dict = field(default_factory=dict)  # name -> sort columns (default: doc_pos)
     stats: dict = field(default_factory=dict)  # stage-specific figures for the manifest
+    cached: list = field(default_factory=list)  # DataFrames the stage persisted: released after writing
 
 
 class Stage:
@@ -66,6 +67,11 @@ class Stage:
     def prepare(self, cfg, stage_dirs: dict[str, Path]):
         """In a pipeline run: fill config values that come from earlier stages' outputs."""
         return cfg
+
+    def fingerprint_extra(self, cfg) -> dict:
+        """What else, beyond input files and config, decides this stage's output (e.g. the
+        checksum of a model file the config points at). Part of the re-run check."""
+        return {}
 
     def run(self, ctx: "StageContext", docs) -> StageOutput:  # pragma: no cover - interface
         raise NotImplementedError
@@ -126,7 +132,8 @@ def stage_config(stage: Stage, profile: Profile):
 def _fingerprint(stage: Stage, cfg, profile: Profile, inputs: InputSet) -> dict:
     config = {"stage": as_dict(cfg), "read": as_dict(profile.read), "write": as_dict(profile.write)}
     config["read"].pop("skip_bad_files", None)  # decides failing, not content
-    return {"input": inputs.fingerprint(), "config_hash": config_hash([stage.name, __version__, config])}
+    return {"input": inputs.fingerprint(),
+            "config_hash": config_hash([stage.name, __version__, config, stage.fingerprint_extra(cfg)])}
 
 
 def read_manifest(out: Path) -> dict | None:
@@ -255,7 +262,7 @@ def run_stage(stage: Stage, profile: Profile, input_spec: str, output: str, *, s
         else:
             counts["consumed"] = {"docs": counts_in["docs"] - counts["quarantined"]["docs"],
                                   "chars": counts_in["chars"] - counts["quarantined"]["chars"]}
-    for cached in read.cached:
+    for cached in [*read.cached, *result.cached]:
         cached.unpersist()
 
     ctx.timings["total"] = round(time.time() - t_start, 3)

@@ -1,0 +1,280 @@
+"""Benchmark of the `tokenize` stage against the bare SentencePiece encode loop on the same text.
+
+  python bench/bench_tokenize.py --corpora ../shared/corpora --model out/tokenizer/tokenizer.model \
+      --mb 48 --out bench/results/tokenize.json
+
+1. Builds a bench input: documents taken round-robin from every corpus file up to --mb MB of
+   UTF-8 text, written as 8 parquet files (what a stage reads from the previous stage's kept/).
+2. Bare loop: `sp.encode(text)` for every document in one Python process, one thread:
+   MB/s per core (by wall time and by CPU time).
+3. The stage: `run_stage(tokenize)` in a local[N] SparkSession (session start-up excluded), the
+   whole stage (read, encode, shards with checksums, parquet token shards, counts, manifest):
+   MB/s per core = MB / wall / N, and MB / CPU-seconds of the whole process tree (driver, JVM,
+   Python workers). Peak memory = summed RSS of that tree, sampled every 0.25 s.
+ratio = stage MB/s per core / bare MB/s per core; the target is >= 0.75 (the stage loses less
+than 25% to everything that is not encoding). The CPU-time ratio does not depend on other load
+on the machine; the wall-time ratio does (the load average is recorded).
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def build_input(corpora: Path, mb: float, out_dir: Path, n_files: int = 8) -> list[dict]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = sorted(corpora.glob("*.jsonl.gz"))
+    handles = [gzip.open(f, "rt", encoding="utf-8") for f in files]
+    docs, total, target = [], 0, int(mb * 1e6)
+    live = list(range(len(handles)))
+    while total < target and live:
+        for i in list(live):
+            line = handles[i].readline()
+            if not line:
+                live.remove(i)
+                continue
+            d = json.loads(line)
+            text = d["text"]
+            n = len(text.encode("utf-8"))
+            if n > 1_000_000:
+                continue
+            docs.append({"id": d["id"], "text": text, "source": d.get("source"), "lang": d.get("lang")})
+            total += n
+            if total >= target:
+                break
+    for h in handles:
+        h.close()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    per = -(-len(docs) // n_files)
+    for k in range(n_files):
+        part = docs[k * per:(k + 1) * per]
+        if part:
+            pq.write_table(pa.Table.from_pylist(part), out_dir / f"part-{k:05d}.parquet")
+    return docs
+
+
+def bare_loop(model: str, texts: list[str]) -> dict:
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=model)
+    nbytes = sum(len(t.encode("utf-8")) for t in texts)
+    c0, t0 = time.process_time(), time.perf_counter()
+    ntok = 0
+    for t in texts:
+        ntok += len(sp.encode(t))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    c0, t0 = time.process_time(), time.perf_counter()
+    for i in range(0, len(texts), 256):
+        sp.encode(texts[i:i + 256], num_threads=1)
+    bwall, bcpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"bytes": nbytes, "tokens": ntok, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+            "mb_per_s_per_core_wall": round(nbytes / 1e6 / wall, 3),
+            "mb_per_s_per_core_cpu": round(nbytes / 1e6 / cpu, 3),
+            "batch256_1thread_wall_s": round(bwall, 3),
+            "batch256_1thread_mb_per_s": round(nbytes / 1e6 / bwall, 3),
+            "batch256_1thread_cpu_s": round(bcpu, 3)}
+
+
+class TreeMonitor:
+    """Peak summed RSS and CPU seconds of this process and all its descendants."""
+
+    def __init__(self, interval: float = 0.25):
+        import psutil
+
+        self.me = psutil.Process()
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._seen: dict = {}  # pid -> last cpu seconds (so exited workers still count)
+
+    def _tree(self):
+        import psutil
+
+        try:
+            return [self.me] + self.me.children(recursive=True)
+        except psutil.Error:
+            return [self.me]
+
+    def _sample(self):
+        import psutil
+
+        total = 0
+        for p in self._tree():
+            try:
+                total += p.memory_info().rss
+                t = p.cpu_times()
+                self._seen[(p.pid, p.create_time())] = t.user + t.system
+            except psutil.Error:
+                continue
+        self.peak = max(self.peak, total)
+
+    def cpu_seconds(self) -> float:
+        self._sample()
+        return sum(self._seen.values())
+
+    def __enter__(self):
+        self._sample()
+        self.cpu0 = sum(self._seen.values())
+        self._seen_start = dict(self._seen)
+        self.peak = 0
+
+        def run():
+            while not self._stop.is_set():
+                self._sample()
+                self._stop.wait(self.interval)
+
+        self._t = threading.Thread(target=run, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self._sample()
+        self.cpu_used = sum(v - self._seen_start.get(k, 0.0) for k, v in self._seen.items())
+
+
+def _tree_cpu_by_kind() -> dict:
+    import psutil
+
+    out = {"java": 0.0, "python": 0.0}
+    me = psutil.Process()
+    for p in [me] + me.children(recursive=True):
+        try:
+            t = p.cpu_times()
+            out["java" if "java" in p.name() else "python"] += t.user + t.system
+        except psutil.Error:
+            continue
+    return out
+
+
+def instrument_phases() -> dict:
+    """Record CPU seconds (JVM vs Python processes) of every `ctx.timed(...)` block of the runner
+    and the stage (measurement only: wraps StageContext.timed for this process)."""
+    import pipeline.stage as ps
+
+    phases: dict = {}
+    original = ps.StageContext.timed
+    if getattr(original, "_bench_wrapped", False):
+        original = original.__wrapped__
+
+    def timed(self, label):
+        inner = original(self, label)
+
+        class _T:
+            def __enter__(s):
+                s.c0 = _tree_cpu_by_kind()
+                return inner.__enter__()
+
+            def __exit__(s, *exc):
+                c1 = _tree_cpu_by_kind()
+                d = phases.setdefault(label, {"java": 0.0, "python": 0.0})
+                for k in d:
+                    d[k] = round(d[k] + c1[k] - s.c0[k], 2)
+                return inner.__exit__(*exc)
+        return _T()
+
+    timed._bench_wrapped = True
+    timed.__wrapped__ = original
+    ps.StageContext.timed = timed
+    return phases
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--corpora", default=str(REPO.parent / "shared" / "corpora"))
+    ap.add_argument("--model", default=str(REPO / "out" / "tokenizer" / "tokenizer.model"))
+    ap.add_argument("--mb", type=float, default=48.0)
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--config", default=None, help="YAML profile (spark/tokenize sections are used)")
+    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "tokenize.json"))
+    args = ap.parse_args()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+    from pipeline.config import load_profile
+    from pipeline.spark import get_spark
+    from pipeline.stage import run_stage
+    from tokenizer_training.stage import TOKENIZE_STAGE
+
+    if not Path(args.model).is_file():
+        print(f"error: no model at {args.model} (run `make tokenizer` first)", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="bench-tokenize-"))
+    try:
+        docs = build_input(Path(args.corpora), args.mb, work / "in")
+        texts = [d["text"] for d in docs]
+        print(f"bench input: {len(docs):,} documents, {sum(len(t.encode()) for t in texts) / 1e6:.1f} MB", flush=True)
+        bare = bare_loop(args.model, texts)
+        print(f"bare loop: {bare['mb_per_s_per_core_wall']:.3f} MB/s (wall), "
+              f"{bare['mb_per_s_per_core_cpu']:.3f} MB/s per CPU-second", flush=True)
+        del texts
+
+        overrides = [f"spark.master=local[{args.cores}]", f"tokenize.tokenizer={args.model}",
+                     "write.files_per_output=4"]
+        prof = load_profile(args.config, overrides, {"train-tokenizer", "tokenize", "exact-dedup"})
+        t0 = time.perf_counter()
+        spark = get_spark(prof.spark)
+        # Start-up is not stage work: the JVM, Python workers, model loads and the JIT are warmed
+        # by a first run of the same stage on 3 MB of other text.
+        build_input(Path(args.corpora), 3.0, work / "warm", n_files=2)
+        run_stage(TOKENIZE_STAGE, prof, str(work / "warm"), str(work / "warm_out"), spark=spark)
+        startup = time.perf_counter() - t0
+        phases = instrument_phases()
+        with TreeMonitor() as mon:
+            t0 = time.perf_counter()
+            manifest = run_stage(TOKENIZE_STAGE, prof, str(work / "in"), str(work / "out"), spark=spark)
+            wall = time.perf_counter() - t0
+        nbytes = bare["bytes"]
+        cores = args.cores
+        stage = {"cores": cores, "wall_s": round(wall, 3), "cpu_s_process_tree": round(mon.cpu_used, 3),
+                 "mb_per_s_per_core_wall": round(nbytes / 1e6 / wall / cores, 3),
+                 "mb_per_s_per_core_cpu": round(nbytes / 1e6 / mon.cpu_used, 3),
+                 "peak_rss_mb_process_tree": round(mon.peak / 2**20, 1),
+                 "startup_and_warmup_s_excluded": round(startup, 2),
+                 # CPU seconds per runner/stage phase, JVM vs Python (read/write/count are the
+                 # runner's contract; encode/shards/stage are the tokenize stage's own)
+                 "phases_cpu_s": phases,
+                 "tokens": manifest["stats"]["tokens"], "shards": manifest["stats"]["shard_count"],
+                 "timings_s": manifest["timings_s"]}
+        spark.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    own = phases.get("stage", {})
+    own_cpu = own.get("java", 0.0) + own.get("python", 0.0)
+    stage["stage_own_mb_per_cpu_s"] = round(nbytes / 1e6 / own_cpu, 3) if own_cpu else None
+    ratio_wall = stage["mb_per_s_per_core_wall"] / bare["mb_per_s_per_core_wall"]
+    ratio_cpu = stage["mb_per_s_per_core_cpu"] / bare["mb_per_s_per_core_cpu"]
+    result = {
+        "model": str(args.model), "input_mb": round(nbytes / 1e6, 2), "documents": len(docs),
+        "bare_encode_loop": bare, "tokenize_stage": stage,
+        "ratio_wall": round(ratio_wall, 3), "ratio_cpu": round(ratio_cpu, 3),
+        "overhead_wall": round(1 - ratio_wall, 3), "overhead_cpu": round(1 - ratio_cpu, 3),
+        "ratio_cpu_stage_own": (round(stage["stage_own_mb_per_cpu_s"] / bare["mb_per_s_per_core_cpu"], 3)
+                                if stage["stage_own_mb_per_cpu_s"] else None),
+        "target_ratio": 0.75, "target_met_wall": ratio_wall >= 0.75, "target_met_cpu": ratio_cpu >= 0.75,
+        "load_average": os.getloadavg(), "cpu_count": os.cpu_count(),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k not in ("bare_encode_loop", "tokenize_stage")}, indent=2))
+    print(f"stage: {stage['mb_per_s_per_core_wall']:.3f} MB/s per core (wall), {stage['mb_per_s_per_core_cpu']:.3f} "
+          f"MB/CPU-s, peak {stage['peak_rss_mb_process_tree']:,.0f} MB -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,469 @@
+"""The `train-tokenizer` and `tokenize` stages (registered in pipeline/cli.py STAGES).
+
+train-tokenizer (a sink): a seeded, language- and source-balanced sample of the documents is
+drawn in Spark (tokenizer_training.sampling), written as sentence files by the executors, and
+SentencePiece is trained on them (tokenizer_training.train). Output directory:
+  tokenizer.model, tokenizer.vocab, tokenizer_config.json, special_tokens_map.json (HF export),
+  tokenizer.train.log, train_stats.json, eval/ (eval.json/.md/.html/.png),
+  sample/ (the sampled documents, parquet), heldout/ (held-out documents used by the evaluation),
+  quarantine/, _manifest.json (runner).
+
+tokenize (a filter: nothing is removed): every document is encoded with SentencePiece's batch
+encoder inside mapInArrow (model loaded once per Python worker), </s> appended, and written as
+  kept/      parquet token shards: id, source, lang, url, doc_pos, repeats, input_ids (int32 list),
+             n_tokens (with </s>), n_chars and n_bytes of the source text
+  shards/    Megatron shard-NNNNN.bin/.idx pairs (int32) + shards/_manifest.json (vocab_size,
+             tokenizer checksum, documents and tokens per source and language, shard checksums)
+A document with `repeats` = k (from sampling) is written k times to the .bin shards (each copy
+placed by its own seeded key) and once to kept/. Documents go to shard
+`xxhash64(seed, doc_pos, copy) mod n_shards` (n_shards = ceil(tokens / shard_size_tokens)), sorted
+inside the shard by another seeded key (or by corpus order with shuffle=false): the shards depend
+only on the input, the model and the seed.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+
+from pipeline.errors import UserError
+from pipeline.stage import CliOption, Stage, StageOutput
+from tokenizer_training.settings import TokenizeConfig, TrainTokenizerConfig, trainer_settings_of
+
+HASH_BITS = 53
+
+
+def _hash01(*cols):
+    """A uniform number in [0, 1) from a seeded 64-bit hash of the given columns."""
+    from pyspark.sql import functions as F
+
+    return (F.xxhash64(*cols).bitwiseAND(F.lit((1 << HASH_BITS) - 1)).cast("double")
+            / F.lit(float(1 << HASH_BITS)))
+
+
+# ------------------------------------------------------------------------------------------
+# train-tokenizer
+
+SENTENCE_STATS_SCHEMA = pa.schema([
+    ("file", pa.string()), ("documents", pa.int64()), ("lines", pa.int64()), ("bytes", pa.int64()),
+    ("chars", pa.int64()), ("empty_lines", pa.int64()), ("split_lines", pa.int64()),
+    ("extra_lines_from_splits", pa.int64()), ("meta_symbol_lines", pa.int64()),
+    ("meta_symbol_bytes", pa.int64())])
+
+
+def sentence_writer(out_dir: str, max_bytes: int):
+    """mapInArrow function: each partition writes its documents' training lines to one file."""
+    def run(batches):
+        from pyspark import TaskContext
+
+        from tokenizer_training.train import LineStats, document_lines
+
+        pid = TaskContext.get().partitionId()
+        path = Path(out_dir) / f"part-{pid:05d}.txt"
+        st = LineStats()
+        f = None
+        try:
+            for batch in batches:
+                for text in batch.column("text").to_pylist():
+                    lines = document_lines(text, max_bytes, st)
+                    if lines:
+                        if f is None:
+                            f = open(str(path) + ".tmp", "w", encoding="utf-8", newline="\n")
+                        f.write("\n".join(lines))
+                        f.write("\n")
+        finally:
+            if f is not None:
+                f.close()
+        if f is not None:
+            os.replace(str(path) + ".tmp", path)
+        d = st.as_dict()
+        yield pa.RecordBatch.from_pylist([{"file": path.name if f is not None else None, **d}],
+                                         schema=SENTENCE_STATS_SCHEMA)
+    return run
+
+
+class TrainTokenizerStage(Stage):
+    name = "train-tokenizer"
+    config_class = TrainTokenizerConfig
+    kind = "sink"
+    description = "sample the corpus and train the SentencePiece BPE tokenizer (Baichuan 2 settings)"
+    cli_options = (
+        CliOption("--vocab-size", "vocab_size", "vocabulary size (default 125696)"),
+        CliOption("--sample-bytes", "sample_bytes", "bytes of text to sample for training"),
+    )
+
+    def run(self, ctx, docs) -> StageOutput:
+        from pyspark import StorageLevel
+        from pyspark.sql import functions as F
+        from pyspark.sql.pandas.types import from_arrow_schema
+        from pyspark.sql.window import Window
+
+        from tokenizer_training import evaluate as ev
+        from tokenizer_training.hf_export import check_hf_ids, export_hf
+        from tokenizer_training.sampling import sample_plan
+        from tokenizer_training.train import SampleTooSmall, TrainingError, train_sentencepiece
+
+        cfg = ctx.config
+        settings = trainer_settings_of(cfg)
+        try:
+            settings.validate()
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        if not 0.0 <= cfg.heldout_fraction < 1.0:
+            raise UserError("train-tokenizer.heldout_fraction must be in [0, 1)")
+        seed = int(cfg.sample_seed)
+        base = (docs.select("id", "text", "source", "lang", "doc_pos")
+                .withColumn("lang", F.coalesce(F.col("lang"), F.lit("unknown")))
+                .withColumn("source", F.coalesce(F.col("source"), F.lit("unknown")))
+                .withColumn("n_bytes", F.octet_length("text").cast("long"))
+                .withColumn("_u_held", _hash01(F.lit(seed), F.lit("heldout"), F.col("id"))))
+        heldout_all = base.where(F.col("_u_held") < cfg.heldout_fraction)
+        pool = base.where(F.col("_u_held") >= cfg.heldout_fraction)
+        stats: dict = {}
+        if cfg.drop_exact_duplicates:
+            firsts = (pool.groupBy(F.sha2("text", 256).alias("_h")).agg(F.min("doc_pos").alias("doc_pos"))
+                      .select("doc_pos"))
+            pool = pool.join(firsts, "doc_pos", "left_semi")
+        pool = pool.persist(StorageLevel.MEMORY_AND_DISK)
+
+        with ctx.timed("sample"):
+            sizes = {(r["lang"], r["source"]): int(r["bytes"]) for r in
+                     pool.groupBy("lang", "source").agg(F.sum("n_bytes").alias("bytes")).collect()}
+            if not sizes:
+                raise UserError("train-tokenizer: no documents to sample from")
+            plan = sample_plan(sizes, cfg.sample_bytes, dict(cfg.lang_weights), cfg.other_lang_weight,
+                               cfg.balance_sources)
+            probs = ctx.spark.createDataFrame(
+                [(lg, src, float(v["probability"])) for (lg, src), v in sorted(plan["sources"].items())],
+                "lang string, source string, _p double")
+            sampled = (pool.join(F.broadcast(probs), ["lang", "source"])
+                       .where(_hash01(F.lit(seed), F.lit("sample"), F.col("id")) < F.col("_p"))
+                       .select("id", "text", "source", "lang", "doc_pos", "n_bytes")
+                       .persist(StorageLevel.MEMORY_AND_DISK))
+            got = sampled.groupBy("lang", "source").agg(F.count(F.lit(1)).alias("docs"),
+                                                        F.sum("n_bytes").alias("bytes")).collect()
+            total_sampled = sum(int(r["bytes"]) for r in got)
+            if total_sampled == 0:
+                raise UserError("train-tokenizer: the sample is empty (check lang_weights against the "
+                                "corpus's `lang` values and sample_bytes)")
+            for r in got:
+                plan["sources"][(r["lang"], r["source"])].update(sampled_docs=int(r["docs"]),
+                                                                 sampled_bytes=int(r["bytes"]))
+            for lg, v in plan["langs"].items():
+                v["sampled_bytes"] = sum(int(r["bytes"]) for r in got if r["lang"] == lg)
+                v["sampled_share"] = v["sampled_bytes"] / total_sampled
+            ctx.log(f"sampled {total_sampled / 1e6:.1f} MB: " + ", ".join(
+                f"{lg} {v['sampled_bytes'] / 1e6:.1f} MB ({100 * v['sampled_share']:.1f}%)"
+                for lg, v in sorted(plan["langs"].items())))
+
+        sent_dir = ctx.work_dir / "sentences"
+        sent_dir.mkdir()
+        with ctx.timed("sentence_files"):
+            n_files = max(2, min(64, total_sampled // (32 << 20) + 1))
+            rows = (sampled.select("doc_pos", "text").repartition(n_files, "doc_pos").sortWithinPartitions("doc_pos")
+                    .mapInArrow(sentence_writer(str(sent_dir), settings.max_sentence_length),
+                                from_arrow_schema(SENTENCE_STATS_SCHEMA)).collect())
+            line_stats = {k: sum(int(r[k]) for r in rows) for k in SENTENCE_STATS_SCHEMA.names if k != "file"}
+            files = sorted(str(sent_dir / r["file"]) for r in rows if r["file"])
+            ctx.log(f"{line_stats['lines']:,} training lines in {len(files)} files; "
+                    f"{line_stats['split_lines']:,} long lines split, {line_stats['meta_symbol_lines']:,} lines "
+                    f"with U+2581 left out ({line_stats['meta_symbol_bytes']:,} bytes), "
+                    f"{line_stats['empty_lines']:,} empty lines dropped")
+
+        with ctx.timed("train"):
+            try:
+                result = train_sentencepiece(files, ctx.work_dir, settings, model_name="tokenizer", log=ctx.log)
+            except SampleTooSmall as exc:
+                raise UserError(f"train-tokenizer: {exc}") from None
+            except TrainingError as exc:
+                raise UserError(f"train-tokenizer: {exc}") from None
+        if not cfg.keep_sentence_files:
+            shutil.rmtree(sent_dir)
+        model_file = ctx.work_dir / "tokenizer.model"
+
+        # Held-out documents: per language, in seeded order, up to heldout_max_bytes_per_lang.
+        w = Window.partitionBy("lang").orderBy("_u_held", "id")
+        heldout = (heldout_all.withColumn("_cum", F.sum("n_bytes").over(w))
+                   .where((F.col("_cum") <= cfg.heldout_max_bytes_per_lang) | (F.col("_cum") == F.col("n_bytes")))
+                   .select("id", "text", "source", "lang", "doc_pos", "n_bytes"))
+        heldout_docs = [r.asDict() for r in heldout.orderBy("lang", "id").collect()]
+
+        hf = {}
+        if cfg.export_hf:
+            with ctx.timed("hf_export"):
+                export_hf(model_file, ctx.work_dir, model_max_length=4096)
+                check_texts = [d["text"] for d in heldout_docs[:300]] or ["hello world 123"]
+                hf = check_hf_ids(ctx.work_dir, check_texts)
+                ctx.log(f"transformers {hf['class']}: same ids as SentencePiece on {hf['same_ids']}/"
+                        f"{hf['documents']} held-out documents")
+
+        report = {"tables": [], "figures": []}
+        eval_summary = None
+        if cfg.evaluate and heldout_docs:
+            with ctx.timed("evaluate"):
+                er = ev.evaluate(model_file, heldout_docs, list(cfg.compare), name="ours", log=ctx.log)
+                er["model"] = "tokenizer.model"  # relative to the output directory (built under a temporary name)
+                ev.write_outputs(er, ctx.work_dir / "eval")
+                cols, trs = ev.table_rows(er)
+                report["tables"].append({"title": "Tokenizer compression on held-out text (tokens per "
+                                         "character, lower is better) and exact round trips",
+                                         "columns": cols, "rows": trs})
+                report["figures"].append({"path": "eval/eval.png", "title": "Tokens per character by language"})
+                ours = er["rows"][0]["results"]
+                eval_summary = {lg: {k: ours[lg][k] for k in ("documents", "tokens_per_char", "tokens_per_byte",
+                                                               "bytes_per_token", "unk_rate", "byte_fallback_rate",
+                                                               "round_trip_rate")}
+                                for lg in er["languages"] + ["all"]}
+                bad = ours["all"]["round_trip_failures"]
+                ctx.log(f"evaluation: round trip exact on {ours['all']['round_trip_ok']}/"
+                        f"{ours['all']['documents']} held-out documents" + (f" ({bad} FAILED)" if bad else ""))
+
+        report["tables"].insert(0, {
+            "title": "Tokenizer training sample by language",
+            "columns": ["lang", "weight", "share planned", "available MB", "planned MB", "sampled MB",
+                        "share sampled", "shortfall MB"],
+            "rows": [[lg, v["weight"], round(v["share"], 4), round(v["available_bytes"] / 1e6, 2),
+                      round(v["planned_bytes"] / 1e6, 2), round(v["sampled_bytes"] / 1e6, 2),
+                      round(v["sampled_share"], 4), round(v["shortfall_bytes"] / 1e6, 2)]
+                     for lg, v in sorted(plan["langs"].items())]})
+        report["tables"].insert(1, {
+            "title": "SentencePiece training",
+            "columns": ["vocab", "text MB", "lines", "wall s", "peak RSS MB", "last merge freq",
+                        "min freq last 1000 merges", "long lines split", "U+2581 lines left out"],
+            "rows": [[result.vocab_size, round(result.input_bytes / 1e6, 2), result.input_lines, result.wall_s,
+                      result.peak_rss_mb, result.last_merge_frequency, result.min_frequency_last_1000_merges,
+                      line_stats["split_lines"], line_stats["meta_symbol_lines"]]]})
+        stats.update({
+            "sample": {"plan_by_lang": plan["langs"],
+                       "by_source": {f"{lg}/{src}": v for (lg, src), v in sorted(plan["sources"].items())},
+                       "sampled_bytes": total_sampled, "drop_exact_duplicates": cfg.drop_exact_duplicates,
+                       "seed": seed},
+            "sentences": line_stats,
+            "training": {k: v for k, v in result.as_dict().items() if k != "settings"},
+            "hf_check": hf,
+            "heldout": {"documents": len(heldout_docs),
+                        "bytes_by_lang": {lg: sum(d["n_bytes"] for d in heldout_docs if d["lang"] == lg)
+                                          for lg in sorted({d["lang"] for d in heldout_docs})}},
+            "evaluation": eval_summary,
+            "report": report,
+        })
+        for key in ("log_file", "model_file"):
+            stats["training"][key] = os.path.basename(stats["training"][key])
+        (ctx.work_dir / "train_stats.json").write_text(
+            json.dumps(stats, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        pool.unpersist()
+        return StageOutput(kept=None, extra={"sample": sampled, "heldout": heldout}, stats=stats)
+
+
+# ------------------------------------------------------------------------------------------
+# tokenize
+
+SHARD_ENTRY_SCHEMA = pa.schema([
+    ("shard", pa.int64()), ("entry", pa.string())])
+
+
+def encoder(model_path: str, append_eos: bool, threads: int, batch_docs: int):
+    def run(batches):
+        from tokenizer_training.encode import encode_batch
+
+        for batch in batches:
+            yield encode_batch(batch, model_path, append_eos=append_eos, num_threads=threads,
+                               batch_docs=batch_docs)
+    return run
+
+
+def shard_writer(out_dir: str):
+    """mapInArrow function over rows sorted by (shard, key): one .bin/.idx pair per shard."""
+    def run(batches):
+        import numpy as np
+
+        from pipeline.indexed_dataset import IndexedDatasetWriter
+        from tokenizer_training.shards import shard_entry, shard_name
+
+        state = {"shard": None, "writer": None, "docs": 0, "tokens": 0, "src": {}, "lang": {}}
+
+        def close():
+            if state["writer"] is None:
+                return None
+            state["writer"].close()
+            e = shard_entry(Path(out_dir) / shard_name(state["shard"]), state["shard"], state["docs"],
+                            state["tokens"], state["src"], state["lang"])
+            state.update(writer=None, docs=0, tokens=0, src={}, lang={})
+            return {"shard": e["shard"], "entry": json.dumps(e)}
+
+        done = []
+        for batch in batches:
+            shards = batch.column("shard").to_numpy()
+            ids = batch.column("input_ids")
+            offsets = ids.offsets.to_numpy()
+            values = ids.values.to_numpy()
+            sources = batch.column("source").to_pylist()
+            langs = batch.column("lang").to_pylist()
+            for i in range(batch.num_rows):
+                s = int(shards[i])
+                if s != state["shard"]:
+                    e = close()
+                    if e:
+                        done.append(e)
+                    state["shard"] = s
+                    state["writer"] = IndexedDatasetWriter(Path(out_dir) / shard_name(s), dtype=np.int32)
+                doc = values[offsets[i]:offsets[i + 1]]
+                state["writer"].add_document(doc)
+                n = int(doc.size)
+                state["docs"] += 1
+                state["tokens"] += n
+                src, lg = str(sources[i]), str(langs[i])
+                state["src"][src] = state["src"].get(src, 0) + n
+                state["lang"][lg] = state["lang"].get(lg, 0) + n
+            if done:
+                yield pa.RecordBatch.from_pylist(done, schema=SHARD_ENTRY_SCHEMA)
+                done = []
+        e = close()
+        if e:
+            yield pa.RecordBatch.from_pylist([e], schema=SHARD_ENTRY_SCHEMA)
+    return run
+
+
+def _merge_counts(entries, key):
+    out: dict = {}
+    for e in entries:
+        for k, v in e[key].items():
+            out[k] = out.get(k, 0) + v
+    return dict(sorted(out.items()))
+
+
+class TokenizeStage(Stage):
+    name = "tokenize"
+    config_class = TokenizeConfig
+    description = "encode documents with the SentencePiece model into Megatron .bin/.idx + parquet token shards"
+    cli_options = (
+        CliOption("--tokenizer", "tokenizer", "tokenizer.model (or a train-tokenizer output directory)"),
+        CliOption("--shard-size-tokens", "shard_size_tokens", "target tokens per .bin/.idx shard"),
+    )
+
+    def prepare(self, cfg, stage_dirs):
+        if not cfg.tokenizer and "train-tokenizer" in stage_dirs:
+            cfg.tokenizer = str(Path(stage_dirs["train-tokenizer"]) / "tokenizer.model")
+        return cfg
+
+    def fingerprint_extra(self, cfg) -> dict:
+        # A model retrained at the same path must not pass for the old one.
+        from tokenizer_training.encode import file_sha256, resolve_model_path
+
+        try:
+            return {"tokenizer_sha256": file_sha256(resolve_model_path(cfg.tokenizer))}
+        except (FileNotFoundError, OSError, ValueError):
+            return {}
+
+    def run(self, ctx, docs) -> StageOutput:
+        from pyspark import StorageLevel
+        from pyspark.sql import functions as F
+        from pyspark.sql import types as T
+
+        from tokenizer_training.encode import file_sha256, load_model, resolve_model_path
+
+        cfg = ctx.config
+        if not cfg.tokenizer:
+            raise UserError("tokenize: no tokenizer given (--tokenizer PATH/tokenizer.model, or "
+                            "tokenize.tokenizer in the config)")
+        try:
+            model_path = resolve_model_path(cfg.tokenizer)
+        except FileNotFoundError as exc:
+            raise UserError(f"tokenize: {exc}") from None
+        if cfg.shard_size_tokens < 1:
+            raise UserError("tokenize.shard_size_tokens must be >= 1")
+        sp = load_model(model_path)
+        vocab_size = sp.get_piece_size()
+        if cfg.append_eos and sp.eos_id() < 0:
+            raise UserError(f"tokenize: {model_path} has no </s> piece but append_eos is set")
+        model_sha = file_sha256(model_path)
+        if not ctx.spark.sparkContext.master.startswith("local"):
+            ctx.spark.sparkContext.addFile(model_path)
+
+        has_repeats = cfg.honour_repeats and "repeats" in docs.columns
+        rep_col = (F.coalesce(F.col("repeats").cast("int"), F.lit(1)) if has_repeats else F.lit(1)).alias("repeats")
+        url_col = F.col("url") if "url" in docs.columns else F.lit(None).cast("string").alias("url")
+        if cfg.encode_partitions > 0:
+            docs = docs.repartition(cfg.encode_partitions, "doc_pos")
+        else:  # auto: spread the input over every core only when it comes in too few partitions
+            want = max(2 * ctx.spark.sparkContext.defaultParallelism, ctx.inputs.total_bytes // (64 << 20) + 1)
+            if docs.rdd.getNumPartitions() < ctx.spark.sparkContext.defaultParallelism:
+                docs = docs.repartition(int(want), "doc_pos")
+        src = docs.select("id", F.coalesce("source", F.lit("unknown")).alias("source"),
+                          F.coalesce("lang", F.lit("unknown")).alias("lang"), url_col, "doc_pos", rep_col, "text")
+        out_schema = T.StructType([f for f in src.schema.fields if f.name != "text"] + [
+            T.StructField("input_ids", T.ArrayType(T.IntegerType(), containsNull=False)),
+            T.StructField("n_tokens", T.LongType()), T.StructField("n_chars", T.LongType()),
+            T.StructField("n_bytes", T.LongType())])
+        encoded = src.mapInArrow(encoder(model_path, cfg.append_eos, cfg.encode_threads, cfg.batch_docs),
+                                 out_schema).persist(StorageLevel.MEMORY_AND_DISK)
+
+        with ctx.timed("encode"):
+            reps = F.greatest(F.col("repeats"), F.lit(0))
+            groups = encoded.groupBy("source", "lang").agg(
+                F.count(F.lit(1)).alias("docs"), F.sum(F.col("n_tokens") * reps).alias("tokens"),
+                F.sum(reps).alias("seqs"), F.sum("n_bytes").alias("bytes")).collect()
+        tot = {k: sum(int(r[k] or 0) for r in groups) for k in ("docs", "tokens", "seqs", "bytes")}
+        docs_by_source, docs_by_lang = {}, {}
+        for r in groups:
+            docs_by_source[r["source"]] = docs_by_source.get(r["source"], 0) + int(r["docs"])
+            docs_by_lang[r["lang"]] = docs_by_lang.get(r["lang"], 0) + int(r["docs"])
+        total_tokens, n_seqs = int(tot["tokens"]), int(tot["seqs"])
+        n_shards = max(1, math.ceil(total_tokens / cfg.shard_size_tokens))
+        ctx.log(f"encoded {int(tot['docs']):,} documents ({int(tot['bytes']) / 1e6:.1f} MB): "
+                f"{total_tokens:,} tokens in {n_seqs:,} sequences -> {n_shards} shard(s)")
+
+        seed = int(cfg.seed)
+        occ = encoded.where(F.col("repeats") > 0).select(
+            "doc_pos", "source", "lang", "input_ids",
+            F.explode(F.sequence(F.lit(0), F.col("repeats") - 1)).alias("copy"))
+        occ = occ.withColumn("shard", F.pmod(F.xxhash64(F.lit(seed), F.lit("shard"), "doc_pos", "copy"),
+                                             F.lit(n_shards)))
+        key = (F.xxhash64(F.lit(seed), F.lit("order"), "doc_pos", "copy") if cfg.shuffle else F.col("doc_pos"))
+        occ = occ.withColumn("_key", key)
+        shard_dir = ctx.work_dir / "shards"
+        shard_dir.mkdir()
+        with ctx.timed("shards"):
+            rows = (occ.repartition(n_shards, "shard").sortWithinPartitions("shard", "_key", "doc_pos", "copy")
+                    .select("shard", "source", "lang", "input_ids")
+                    .mapInArrow(shard_writer(str(shard_dir)), "shard long, entry string").collect())
+        entries = sorted((json.loads(r["entry"]) for r in rows), key=lambda e: e["shard"])
+        if sum(e["tokens"] for e in entries) != total_tokens:
+            raise RuntimeError("tokenize: the shards do not hold every token; output not published")
+        manifest = {
+            "format": "megatron-lm indexed dataset v1 (MMIDIDX), one sequence per document",
+            "dtype": "int32",
+            "vocab_size": vocab_size,
+            "bos_id": sp.bos_id(), "eos_id": sp.eos_id(), "unk_id": sp.unk_id(),
+            "pad_id": sp.pad_id() if sp.pad_id() >= 0 else sp.unk_id(),
+            "append_eos": cfg.append_eos,
+            "tokenizer": {"path": model_path, "sha256": model_sha},
+            "seed": seed, "shuffle": cfg.shuffle, "shard_size_tokens": cfg.shard_size_tokens,
+            "documents": int(tot["docs"]), "sequences": n_seqs, "tokens": total_tokens,
+            "text_bytes": int(tot["bytes"]),
+            "documents_by_source": dict(sorted(docs_by_source.items())),
+            "documents_by_lang": dict(sorted(docs_by_lang.items())),
+            "tokens_by_source": _merge_counts(entries, "tokens_by_source"),
+            "tokens_by_lang": _merge_counts(entries, "tokens_by_lang"),
+            "shards": entries,
+        }
+        (shard_dir / "_manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
+                                                  encoding="utf-8")
+        summary = {k: v for k, v in manifest.items() if k != "shards"}
+        summary["shard_count"] = len(entries)
+        summary["report"] = {"tables": [{
+            "title": "Tokens by language",
+            "columns": ["lang", "documents", "tokens"],
+            "rows": [[lg, manifest["documents_by_lang"].get(lg, 0), n]
+                     for lg, n in manifest["tokens_by_lang"].items()]}]}
+        kept = encoded.select("id", "source", "lang", "url", "doc_pos", "repeats", "input_ids", "n_tokens",
+                              "n_chars", "n_bytes")
+        return StageOutput(kept=kept, stats=summary, cached=[encoded])
+
+
+TRAIN_TOKENIZER_STAGE = TrainTokenizerStage()
+TOKENIZE_STAGE = TokenizeStage()
