@@ -68,6 +68,8 @@ def build_parser(stage_names: list[str]) -> argparse.ArgumentParser:
     run.add_argument("--stages", default=None, help="comma-separated subset/order of stages to run")
     rep = sub.add_parser("report", help="(re)write report.html for a pipeline output directory")
     rep.add_argument("--output", required=True)
+    rep.add_argument("--figure", action="append", default=[], metavar="TITLE=PNG",
+                     help="add a figure section (repeatable), e.g. 'Training loss=out/train/loss_curve.png'")
     for name in stage_names:
         stage = load_stage(name)
         p = sub.add_parser(name, help=stage.description or name)
@@ -95,7 +97,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from pipeline.report import write_report
 
-            print(write_report(Path(args.output)))
+            out = Path(args.output)
+            if not out.is_dir():
+                raise UserError(f"no pipeline output at {out}")
+            figures = []
+            for item in args.figure:
+                title, sep, path = item.partition("=")
+                if not sep or not Path(path).is_file():
+                    raise UserError(f"--figure takes TITLE=PATH to an existing PNG, got {item!r}")
+                figures.append((title, Path(path)))
+            print(write_report(out, figures))
             return 0
         profile = _profile(args, names)
         if args.command == "run":

@@ -105,7 +105,8 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def write_report(out: Path) -> Path:
+def write_report(out: Path, figures: list[tuple[str, Path]] | None = None) -> Path:
+    """Write OUT/report.html; `figures` adds (title, png path) sections, e.g. a training loss curve."""
     out = Path(out)
     dirs = _stage_dirs(out)
     manifests = [json.loads((d / MANIFEST).read_text()) for d in dirs]
@@ -147,6 +148,11 @@ def write_report(out: Path) -> Path:
                 data = base64.b64encode(path.read_bytes()).decode("ascii")
                 parts.append(f"<h4>{html.escape(fig.get('title', fig['path']))}</h4>"
                              f'<img alt="{html.escape(fig["path"])}" src="data:image/png;base64,{data}">')
+    for title, path in figures or []:
+        if Path(path).is_file():
+            data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+            parts.append(f"<h2>{html.escape(title)}</h2><p><code>{html.escape(str(path))}</code></p>"
+                         f'<img alt="{html.escape(title)}" src="data:image/png;base64,{data}">')
     style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
              "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}")

@@ -84,8 +84,9 @@ def test_init_export_import_score(tmp_path, tokenizer_model, config):
     x = torch.randint(0, 512, (3, 21))
     with torch.no_grad():
         lo, li = orig(x), imported(x)
-    torch.testing.assert_close(li, lo, atol=1e-6, rtol=1e-6)
-    assert (li - lo).abs().max().item() < 1e-6
+    # Identical up to fp32 rounding: re-normalising already unit rows moves them by an ulp or so.
+    torch.testing.assert_close(li, lo, atol=1e-5, rtol=1e-6)
+    assert (li - lo).abs().max().item() < 1e-5
     # A second round trip is exact: export(import(export)) holds the same tensors.
     export_hf(imported, tmp_path / "hf2")
     w2 = load_file(str(tmp_path / "hf2" / "model.safetensors"))
@@ -132,3 +133,15 @@ def test_hf_config_schema_of_released_models():
     assert c7.position == "rope" and c13.position == "alibi"
     assert c7.num_params() == get_config("baichuan2-7b").num_params()
     assert c13.num_params() == get_config("baichuan2-13b").num_params()
+
+
+def test_tokenizer_found_through_the_shard_manifest(tmp_path, tokenizer_model):
+    from model.hf_export import tokenizer_from_manifest
+    d = tmp_path / "shards"
+    d.mkdir()
+    (d / "_manifest.json").write_text(json.dumps({"vocab_size": 512, "tokenizer": {"path": str(tokenizer_model),
+                                                                                  "sha256": "x"}}))
+    assert tokenizer_from_manifest(str(d)) == tokenizer_model
+    assert tokenizer_from_manifest(str(d / "shard-00000")) == tokenizer_model
+    (d / "_manifest.json").write_text(json.dumps({"vocab_size": 512}))
+    assert tokenizer_from_manifest(str(d)) is None

@@ -225,13 +225,18 @@ def test_save_kill_resume_gives_identical_losses(shard_dir, tmp_path):
     assert sorted(p.name for p in (full / "checkpoints").glob("step-*")) == ["step-0000010", "step-0000014"]
 
 
-def test_cli_user_errors_are_one_line(tmp_path, shard_dir):
-    for args in (["train", "--data", tmp_path / "missing", "--out", tmp_path / "o"],
-                 ["train", "--data", shard_dir, "--vocab-size", 100, "--out", tmp_path / "o"],
+def test_cli_user_errors_are_one_line(tmp_path, shard_dir, capsys):
+    from model.__main__ import main
+    p = run_cli("train", "--data", tmp_path / "missing", "--out", tmp_path / "o", check=False)  # a real process
+    assert p.returncode == 2 and p.stderr.strip().startswith("error: ") and len(p.stderr.strip().splitlines()) == 1
+    for args in (["train", "--data", shard_dir, "--vocab-size", 100, "--out", tmp_path / "o"],
                  ["init", "--config", "no-such-config", "--out", tmp_path / "c"],
                  ["score", "--checkpoint", tmp_path / "nockpt", "--tokens", tmp_path / "x.npy", "--out", tmp_path / "l.npy"],
-                 ["eval", "--checkpoint", tmp_path / "nockpt", "--data", shard_dir]):
-        p = run_cli(*args, check=False)
-        assert p.returncode == 2, (args, p.stderr)
-        lines = [x for x in p.stderr.splitlines() if x.strip()]
-        assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in p.stderr, p.stderr
+                 ["eval", "--checkpoint", tmp_path / "nockpt", "--data", shard_dir],
+                 ["export", "--checkpoint", tmp_path / "nockpt", "--out", tmp_path / "hf"],
+                 ["scaling", "--data", tmp_path / "missing"]):
+        capsys.readouterr()
+        assert main([str(a) for a in args]) == 2, args
+        err = capsys.readouterr().err
+        lines = [x for x in err.splitlines() if x.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
