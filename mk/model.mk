@@ -16,6 +16,8 @@ train: venv
 	@test -e "$(SHARDS)" || { echo "error: no token shards at $(SHARDS) (run 'make run' first or pass SHARDS=dir)"; exit 2; }
 	$(PY) -m model train --data $(SHARDS) --out $(TRAIN_OUT) --model tiny --seq-len 256 --micro-batch 8 \
 		--max-steps $(TRAIN_STEPS) --lr 3e-3 --warmup-steps 30 --ckpt-interval 100 --threads 2 $(TRAIN_ARGS)
+	@if [ -f $(OUT)/pipeline/_pipeline.json ] && [ -f $(TRAIN_OUT)/loss_curve.png ]; then \
+	  $(PY) -m pipeline report --output $(OUT)/pipeline --figure "Training loss (make train)=$(TRAIN_OUT)/loss_curve.png"; fi
 
 bench-train: venv
 	$(PY) bench/bench_train.py --out bench/results/train.json

@@ -200,6 +200,23 @@ def plot_loss_curve(log_path: Path, png: Path, entropy: float | None = None) -> 
     plt.close(fig)
 
 
+RESUME_KEYS = ("model", "seq_len", "micro_batch", "grad_accum", "seed", "z_loss_weight")
+
+
+def _check_resumable(saved: dict, tc, data_tokens: int, vocab: int, where) -> None:
+    """Refuse to resume a checkpoint made from other data or another run shape: its data position
+    and optimizer state would silently mean something else."""
+    before = saved.get("train", {})
+    diffs = [f"{k}: {before.get(k)!r} -> {getattr(tc, k)!r}" for k in RESUME_KEYS
+             if k in before and before.get(k) != getattr(tc, k)]
+    for key, now in (("data_tokens", data_tokens), ("vocab_size", vocab)):
+        if key in saved and saved[key] != now:
+            diffs.append(f"{key}: {saved[key]!r} -> {now!r}")
+    if diffs:
+        raise DataError(f"{where} was made by another run ({'; '.join(diffs)}); "
+                        "pass --no-resume to start over, or choose another --out")
+
+
 def _truncate_log(log_path: Path, upto_step: int) -> None:
     """On resume, drop log lines for steps the crashed run did after its last checkpoint."""
     if not log_path.exists():
@@ -266,6 +283,7 @@ def train(tc: TrainConfig) -> dict:
     latest = ckpt.latest_checkpoint(ckpt_root) if tc.resume else None
     if latest is not None:
         loaded = ckpt.load_training_checkpoint(latest)
+        _check_resumable(loaded["state"], tc, shards.num_tokens, vocab, latest)
         load_full_state(wrapped, optimizer, loaded["model"], loaded["optimizer"])
         state = {k: loaded["state"][k] for k in ("step", "position", "tokens")}
         ckpt.set_rng_state(loaded["rng"])
@@ -289,7 +307,7 @@ def train(tc: TrainConfig) -> dict:
     def save(step):
         msd, osd = full_state(wrapped, optimizer)
         if d.main:
-            ts = dict(state, train=dataclasses.asdict(tc))
+            ts = dict(state, train=dataclasses.asdict(tc), data_tokens=shards.num_tokens, vocab_size=vocab)
             ckpt.save_training_checkpoint(ckpt_root, step, cfg, msd, osd, ts, keep=tc.keep_checkpoints)
         if d.world > 1:
             dist.barrier()
