@@ -2,7 +2,9 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Replace this script's own folder on the path with the repo root, so that no job file can
+# shadow a standard-library module (a file named jobs/tokenize.py would hide Python's tokenize).
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 from pipeline.cli import main  # noqa: E402
 
 raise SystemExit(main(["train-tokenizer", *sys.argv[1:]]))
