@@ -55,6 +55,14 @@ class StageOutput:
     order: dict = field(default_factory=dict)  # name -> sort columns (default: doc_pos)
     stats: dict = field(default_factory=dict)  # stage-specific figures for the manifest
     cached: list = field(default_factory=list)  # DataFrames the stage persisted: released after writing
+    # Optional hooks (the defaults are the runner's usual behaviour):
+    # written: output names ("kept", "removed", extra names) the stage already wrote itself into
+    # work_dir/<name>/ in the contract's layout (deterministic hash partitioning on a stable key,
+    # sorted inside each file); the runner does not write them again but counts them as usual.
+    written: tuple = ()
+    # input_counts: {"docs", "chars"} of the documents the stage was given, computed by the stage in
+    # a pass it makes anyway (see Stage.supplies_input_counts); None: the runner counts them.
+    input_counts: dict | None = None
 
 
 class Stage:
@@ -63,6 +71,9 @@ class Stage:
     kind: ClassVar[str] = "filter"  # "filter": its kept/ feeds the next stage; "sink": it does not
     cli_options: ClassVar[tuple] = ()
     description: ClassVar[str] = ""
+    # True: the stage returns StageOutput.input_counts, so the runner skips its own counting pass
+    # over the input documents (the reconciliation still checks them against the written files).
+    supplies_input_counts: ClassVar[bool] = False
 
     def prepare(self, cfg, stage_dirs: dict[str, Path]):
         """In a pipeline run: fill config values that come from earlier stages' outputs."""
@@ -209,33 +220,51 @@ def run_stage(stage: Stage, profile: Profile, input_spec: str, output: str, *, s
         read = read_documents(spark, inputs, profile.read)
         q_stats = read.quarantine.groupBy("reason").agg(
             F.count(F.lit(1)).alias("docs"), F.sum("n_chars").alias("chars")).collect()
-        unreadable = read.quarantine.where(F.col("reason") == UNREADABLE_FILE).select("file", "error").collect()
+        unreadable = (read.quarantine.where(F.col("reason") == UNREADABLE_FILE).select("file", "error").collect()
+                      if any(r["reason"] == UNREADABLE_FILE for r in q_stats) else [])
         if unreadable and not profile.read.skip_bad_files:
             shutil.rmtree(work, ignore_errors=True)
             raise BadInputFiles([(r["file"], r["error"]) for r in unreadable])
-        d = read.docs.agg(F.count(F.lit(1)).alias("docs"),
-                          F.coalesce(F.sum(F.char_length("text")), F.lit(0)).alias("chars")).first()
+
+        def count_docs():
+            d = read.docs.agg(F.count(F.lit(1)).alias("docs"),
+                              F.coalesce(F.sum(F.char_length("text")), F.lit(0)).alias("chars")).first()
+            return {"docs": int(d["docs"]), "chars": int(d["chars"])}
+
+        d = None if stage.supplies_input_counts else count_docs()
     n_q = sum(int(r["docs"]) for r in q_stats)
     c_q = sum(int(r["chars"] or 0) for r in q_stats)
-    counts_in = {"docs": int(d["docs"]) + n_q, "chars": int(d["chars"]) + c_q}
-    ctx.log(f"read {counts_in['docs']:,} records ({n_q:,} quarantined)")
+    if d is not None:
+        ctx.log(f"read {int(d['docs']) + n_q:,} records ({n_q:,} quarantined)")
 
     with ctx.timed("stage"):
         result = stage.run(ctx, read.docs)
+    if d is None:
+        d = result.input_counts
+        if d is None:
+            with ctx.timed("read"):
+                d = count_docs()
+        ctx.log(f"read {int(d['docs']) + n_q:,} records ({n_q:,} quarantined)")
+    counts_in = {"docs": int(d["docs"]) + n_q, "chars": int(d["chars"]) + c_q}
 
     with ctx.timed("write"):
         n_files = ctx.output_files
         written = {}
-        if result.kept is not None:
+        for name in result.written:
+            if name in ("kept", "removed"):
+                written[name] = True
+        if result.kept is not None and "kept" not in result.written:
             _write(result.kept, work / "kept", n_files, result.order.get("kept", ["doc_pos"]))
             written["kept"] = True
-        if result.removed is not None:
+        if result.removed is not None and "removed" not in result.written:
             missing = {"reason", "duplicate_of"} - set(result.removed.columns)
             if missing:
                 raise RuntimeError(f"stage {stage.name} returned removed/ without {sorted(missing)}")
             _write(result.removed, work / "removed", n_files, result.order.get("removed", ["doc_pos"]))
             written["removed"] = True
         for name, df in result.extra.items():
+            if name in result.written:
+                continue
             _write(df, work / name, n_files, result.order.get(name, ["doc_pos"]))
         _write(read.quarantine, work / "quarantine", max(1, min(n_files, 4)), ["file", "record"])
         ctx.log("outputs written")

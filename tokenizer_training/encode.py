@@ -65,7 +65,11 @@ def encode_texts(sp, texts: list[str], *, eos_id: int | None, num_threads: int =
     """Ids of each text (+ eos) as an Arrow list<int32> array."""
     if not texts:
         return pa.array([], pa.list_(pa.int32()))
-    ids = sp.encode(texts, num_threads=num_threads)
+    if num_threads <= 1:  # one call per text: no thread-pool round trip per batch
+        enc = sp.encode
+        ids = [enc(t) for t in texts]
+    else:
+        ids = sp.encode(texts, num_threads=num_threads)
     extra = 1 if eos_id is not None else 0
     lengths = np.fromiter((len(x) + extra for x in ids), dtype=np.int64, count=len(ids))
     total = int(lengths.sum())

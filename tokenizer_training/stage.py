@@ -8,12 +8,17 @@ SentencePiece is trained on them (tokenizer_training.train). Output directory:
   sample/ (the sampled documents, parquet), heldout/ (held-out documents used by the evaluation),
   quarantine/, _manifest.json (runner).
 
-tokenize (a filter: nothing is removed): every document is encoded with SentencePiece's batch
-encoder inside mapInArrow (model loaded once per Python worker), </s> appended, and written as
-  kept/      parquet token shards: id, source, lang, url, doc_pos, repeats, input_ids (int32 list),
+tokenize (a filter: nothing is removed): one pass over the text. The documents are hash-partitioned
+on doc_pos (into max(write.files_per_output, one per 64 MB of input) parts, or
+tokenize.encode_partitions) and sorted by doc_pos; each task encodes its documents with SentencePiece
+(model loaded once per Python worker), appends </s>, and writes
+  kept/      parquet token shards (written by the task itself, one file per part, in the runner's
+             layout): id, source, lang, url, doc_pos, repeats, input_ids (int32 list),
              n_tokens (with </s>), n_chars and n_bytes of the source text
+plus a temporary flat token buffer and one small row per shard sequence. Then
   shards/    Megatron shard-NNNNN.bin/.idx pairs (int32) + shards/_manifest.json (vocab_size,
              tokenizer checksum, documents and tokens per source and language, shard checksums)
+are written from the token buffers after shuffling only the small per-sequence rows.
 A document with `repeats` = k (from sampling) is written k times to the .bin shards (each copy
 placed by its own seeded key) and once to kept/. Documents go to shard
 `xxhash64(seed, doc_pos, copy) mod n_shards` (n_shards = ceil(tokens / shard_size_tokens)), sorted
@@ -266,23 +271,121 @@ SHARD_ENTRY_SCHEMA = pa.schema([
     ("shard", pa.int64()), ("entry", pa.string())])
 
 
-def encoder(model_path: str, append_eos: bool, threads: int, batch_docs: int):
+KEPT_SCHEMA = pa.schema([
+    ("id", pa.string()), ("source", pa.string()), ("lang", pa.string()), ("url", pa.string()),
+    ("doc_pos", pa.int64()), ("repeats", pa.int32()), ("input_ids", pa.list_(pa.int32())),
+    ("n_tokens", pa.int64()), ("n_chars", pa.int64()), ("n_bytes", pa.int64())])
+COPY_SCHEMA = pa.schema([
+    ("h_shard", pa.int64()), ("key", pa.int64()), ("doc_pos", pa.int64()), ("copy", pa.int32()),
+    ("part", pa.int32()), ("offset", pa.int64()), ("length", pa.int64()), ("source", pa.string()),
+    ("lang", pa.string())])
+ENCODE_STATS_SCHEMA = pa.schema([
+    ("source", pa.string()), ("lang", pa.string()), ("docs", pa.int64()), ("tokens", pa.int64()),
+    ("seqs", pa.int64()), ("bytes", pa.int64()), ("chars", pa.int64())])
+
+
+def _replace_when_done(path: Path, attempt: int):
+    """A hidden temporary name (readers skip it) for `path`, and the rename that publishes it."""
+    tmp = path.parent / f".{path.name}.{attempt}.tmp"
+    return tmp, lambda: os.replace(tmp, path)
+
+
+def encode_writer(model_path: str, append_eos: bool, threads: int, batch_docs: int, kept_dir: str,
+                  tmp_dir: str):
+    """mapInArrow function over one doc_pos hash partition (sorted by doc_pos): encodes the text and
+    writes kept/part-NNNNN.parquet (the token shards in parquet), the partition's flat int32 token
+    buffer and one row per shard sequence (copy) pointing into it; yields per (source, lang) totals.
+    Every file is written under a temporary name and renamed when complete (a retried task writes
+    the same content again)."""
     def run(batches):
+        import numpy as np
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+        from pyspark import TaskContext
+
         from tokenizer_training.encode import encode_batch
 
-        for batch in batches:
-            yield encode_batch(batch, model_path, append_eos=append_eos, num_threads=threads,
-                               batch_docs=batch_docs)
+        tc = TaskContext.get()
+        part, attempt = tc.partitionId(), tc.taskAttemptId()
+        kept_path, kept_done = _replace_when_done(Path(kept_dir) / f"part-{part:05d}.zstd.parquet", attempt)
+        tok_path, tok_done = _replace_when_done(Path(tmp_dir) / "tokens" / f"part-{part:05d}.bin", attempt)
+        copy_path, copy_done = _replace_when_done(Path(tmp_dir) / "copies" / f"part-{part:05d}.parquet", attempt)
+        totals: dict = {}
+        offset = 0
+        with pq.ParquetWriter(kept_path, KEPT_SCHEMA, compression="zstd") as kept_w, \
+                pq.ParquetWriter(copy_path, COPY_SCHEMA, compression="zstd") as copy_w, \
+                open(tok_path, "wb") as tok_f:
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                enc = encode_batch(batch.drop_columns(["_h_shard", "_h_key"]) if hasattr(batch, "drop_columns")
+                                   else pa.RecordBatch.from_arrays(
+                                       [batch.column(n) for n in batch.schema.names if not n.startswith("_h_")],
+                                       names=[n for n in batch.schema.names if not n.startswith("_h_")]),
+                                   model_path, append_eos=append_eos, num_threads=threads, batch_docs=batch_docs)
+                kept_w.write_batch(pa.RecordBatch.from_arrays(
+                    [enc.column(f.name).cast(f.type) for f in KEPT_SCHEMA], schema=KEPT_SCHEMA))
+                ids = enc.column("input_ids")
+                offs = ids.offsets.to_numpy().astype(np.int64)
+                values = ids.values.to_numpy()
+                tok_f.write(values[offs[0]:offs[-1]].tobytes())
+                starts = offs[:-1] - offs[0] + offset
+                lengths = np.diff(offs)
+                offset += int(offs[-1] - offs[0])
+                # one row per copy: the copies' hashes were computed in Spark (list columns)
+                hs, hk = batch.column("_h_shard"), batch.column("_h_key")
+                n_copies = pc.list_value_length(hs).to_numpy(zero_copy_only=False).astype(np.int64)
+                if n_copies.sum():
+                    parent = np.repeat(np.arange(batch.num_rows), n_copies)
+                    first = np.repeat(np.cumsum(n_copies) - n_copies, n_copies)
+                    copy_no = (np.arange(len(parent)) - first).astype(np.int32)
+                    take = pa.array(parent)
+                    copy_w.write_batch(pa.RecordBatch.from_arrays([
+                        hs.flatten().cast(pa.int64()), hk.flatten().cast(pa.int64()),
+                        batch.column("doc_pos").take(take).cast(pa.int64()), pa.array(copy_no, pa.int32()),
+                        pa.array(np.full(len(parent), part, np.int32)), pa.array(starts[parent]),
+                        pa.array(lengths[parent]), enc.column("source").take(take), enc.column("lang").take(take)],
+                        schema=COPY_SCHEMA))
+                reps = np.maximum(batch.column("repeats").to_numpy(zero_copy_only=False), 0).astype(np.int64)
+                sources = enc.column("source").to_pylist()
+                langs = enc.column("lang").to_pylist()
+                n_chars = enc.column("n_chars").to_numpy()
+                n_bytes = enc.column("n_bytes").to_numpy()
+                for i in range(enc.num_rows):
+                    t = totals.setdefault((sources[i], langs[i]), [0, 0, 0, 0, 0])
+                    t[0] += 1
+                    t[1] += int(lengths[i]) * int(reps[i])
+                    t[2] += int(reps[i])
+                    t[3] += int(n_bytes[i])
+                    t[4] += int(n_chars[i])
+        kept_done()
+        tok_done()
+        copy_done()
+        yield pa.RecordBatch.from_pylist(
+            [{"source": s, "lang": lg, "docs": t[0], "tokens": t[1], "seqs": t[2], "bytes": t[3], "chars": t[4]}
+             for (s, lg), t in sorted(totals.items())], schema=ENCODE_STATS_SCHEMA)
     return run
 
 
-def shard_writer(out_dir: str):
-    """mapInArrow function over rows sorted by (shard, key): one .bin/.idx pair per shard."""
+def shard_writer_from_buffers(out_dir: str, tokens_dir: str):
+    """mapInArrow function over copy rows sorted by (shard, key, doc_pos, copy): one .bin/.idx pair
+    per shard, each document's ids read from the encoding tasks' token buffers."""
     def run(batches):
         import numpy as np
 
         from pipeline.indexed_dataset import IndexedDatasetWriter
         from tokenizer_training.shards import shard_entry, shard_name
+
+        buffers: dict = {}
+
+        def buffer(part):
+            b = buffers.get(part)
+            if b is None:
+                path = Path(tokens_dir) / f"part-{part:05d}.bin"
+                b = (np.memmap(path, dtype=np.int32, mode="r") if path.stat().st_size
+                     else np.zeros(0, np.int32))
+                buffers[part] = b
+            return b
 
         state = {"shard": None, "writer": None, "docs": 0, "tokens": 0, "src": {}, "lang": {}}
 
@@ -298,9 +401,9 @@ def shard_writer(out_dir: str):
         done = []
         for batch in batches:
             shards = batch.column("shard").to_numpy()
-            ids = batch.column("input_ids")
-            offsets = ids.offsets.to_numpy()
-            values = ids.values.to_numpy()
+            parts = batch.column("part").to_numpy()
+            offsets = batch.column("offset").to_numpy()
+            lengths = batch.column("length").to_numpy()
             sources = batch.column("source").to_pylist()
             langs = batch.column("lang").to_pylist()
             for i in range(batch.num_rows):
@@ -311,9 +414,8 @@ def shard_writer(out_dir: str):
                         done.append(e)
                     state["shard"] = s
                     state["writer"] = IndexedDatasetWriter(Path(out_dir) / shard_name(s), dtype=np.int32)
-                doc = values[offsets[i]:offsets[i + 1]]
-                state["writer"].add_document(doc)
-                n = int(doc.size)
+                o, n = int(offsets[i]), int(lengths[i])
+                state["writer"].add_document(np.asarray(buffer(int(parts[i]))[o:o + n]))
                 state["docs"] += 1
                 state["tokens"] += n
                 src, lg = str(sources[i]), str(langs[i])
@@ -340,6 +442,7 @@ class TokenizeStage(Stage):
     name = "tokenize"
     config_class = TokenizeConfig
     description = "encode documents with the SentencePiece model into Megatron .bin/.idx + parquet token shards"
+    supplies_input_counts = True  # the encoding pass counts the documents and characters it reads
     cli_options = (
         CliOption("--tokenizer", "tokenizer", "tokenizer.model (or a train-tokenizer output directory)"),
         CliOption("--shard-size-tokens", "shard_size_tokens", "target tokens per .bin/.idx shard"),
@@ -360,9 +463,8 @@ class TokenizeStage(Stage):
             return {}
 
     def run(self, ctx, docs) -> StageOutput:
-        from pyspark import StorageLevel
         from pyspark.sql import functions as F
-        from pyspark.sql import types as T
+        from pyspark.sql.pandas.types import from_arrow_schema
 
         from tokenizer_training.encode import file_sha256, load_model, resolve_model_path
 
@@ -387,27 +489,37 @@ class TokenizeStage(Stage):
         has_repeats = cfg.honour_repeats and "repeats" in docs.columns
         rep_col = (F.coalesce(F.col("repeats").cast("int"), F.lit(1)) if has_repeats else F.lit(1)).alias("repeats")
         url_col = F.col("url") if "url" in docs.columns else F.lit(None).cast("string").alias("url")
-        if cfg.encode_partitions > 0:
-            docs = docs.repartition(cfg.encode_partitions, "doc_pos")
-        else:  # auto: spread the input over every core only when it comes in too few partitions
-            want = max(2 * ctx.spark.sparkContext.defaultParallelism, ctx.inputs.total_bytes // (64 << 20) + 1)
-            if docs.rdd.getNumPartitions() < ctx.spark.sparkContext.defaultParallelism:
-                docs = docs.repartition(int(want), "doc_pos")
+        seed = int(cfg.seed)
+        # One pass over the text: documents are hash-partitioned on doc_pos into a number of parts
+        # that depends only on the config and the input size (the runner's kept/ layout: same hash,
+        # sorted by doc_pos), and each encoding task writes its kept/ parquet file, its token
+        # buffer and one row per shard sequence (copy) with that copy's seeded shard and order
+        # hashes. The .bin/.idx shards are then written from the token buffers: only the small
+        # per-copy rows are shuffled, never the token arrays.
+        n_parts = (cfg.encode_partitions if cfg.encode_partitions > 0
+                   else max(ctx.output_files, ctx.inputs.total_bytes // (64 << 20) + 1))
         src = docs.select("id", F.coalesce("source", F.lit("unknown")).alias("source"),
                           F.coalesce("lang", F.lit("unknown")).alias("lang"), url_col, "doc_pos", rep_col, "text")
-        out_schema = T.StructType([f for f in src.schema.fields if f.name != "text"] + [
-            T.StructField("input_ids", T.ArrayType(T.IntegerType(), containsNull=False)),
-            T.StructField("n_tokens", T.LongType()), T.StructField("n_chars", T.LongType()),
-            T.StructField("n_bytes", T.LongType())])
-        encoded = src.mapInArrow(encoder(model_path, cfg.append_eos, cfg.encode_threads, cfg.batch_docs),
-                                 out_schema).persist(StorageLevel.MEMORY_AND_DISK)
-
+        copies = F.when(F.col("repeats") > 0, F.sequence(F.lit(0), F.col("repeats") - 1)).otherwise(
+            F.array().cast("array<int>"))
+        src = src.withColumn("_h_shard", F.transform(
+            copies, lambda c: F.xxhash64(F.lit(seed), F.lit("shard"), F.col("doc_pos"), c)))
+        src = src.withColumn("_h_key", F.transform(
+            copies, lambda c: (F.xxhash64(F.lit(seed), F.lit("order"), F.col("doc_pos"), c) if cfg.shuffle
+                               else F.col("doc_pos"))))
+        kept_dir = ctx.work_dir / "kept"
+        tmp_dir = ctx.work_dir / "_tokenize_tmp"
+        for d in (kept_dir, tmp_dir / "tokens", tmp_dir / "copies"):
+            d.mkdir(parents=True)
         with ctx.timed("encode"):
-            reps = F.greatest(F.col("repeats"), F.lit(0))
-            groups = encoded.groupBy("source", "lang").agg(
-                F.count(F.lit(1)).alias("docs"), F.sum(F.col("n_tokens") * reps).alias("tokens"),
-                F.sum(reps).alias("seqs"), F.sum("n_bytes").alias("bytes")).collect()
-        tot = {k: sum(int(r[k] or 0) for r in groups) for k in ("docs", "tokens", "seqs", "bytes")}
+            groups = (src.repartition(int(n_parts), "doc_pos").sortWithinPartitions("doc_pos")
+                      .mapInArrow(encode_writer(model_path, cfg.append_eos, cfg.encode_threads, cfg.batch_docs,
+                                                str(kept_dir), str(tmp_dir)),
+                                  from_arrow_schema(ENCODE_STATS_SCHEMA))
+                      .groupBy("source", "lang").agg(*[F.sum(k).alias(k) for k in
+                                                       ("docs", "tokens", "seqs", "bytes", "chars")])
+                      .collect())
+        tot = {k: sum(int(r[k] or 0) for r in groups) for k in ("docs", "tokens", "seqs", "bytes", "chars")}
         docs_by_source, docs_by_lang = {}, {}
         for r in groups:
             docs_by_source[r["source"]] = docs_by_source.get(r["source"], 0) + int(r["docs"])
@@ -417,20 +529,16 @@ class TokenizeStage(Stage):
         ctx.log(f"encoded {int(tot['docs']):,} documents ({int(tot['bytes']) / 1e6:.1f} MB): "
                 f"{total_tokens:,} tokens in {n_seqs:,} sequences -> {n_shards} shard(s)")
 
-        seed = int(cfg.seed)
-        occ = encoded.where(F.col("repeats") > 0).select(
-            "doc_pos", "source", "lang", "input_ids",
-            F.explode(F.sequence(F.lit(0), F.col("repeats") - 1)).alias("copy"))
-        occ = occ.withColumn("shard", F.pmod(F.xxhash64(F.lit(seed), F.lit("shard"), "doc_pos", "copy"),
-                                             F.lit(n_shards)))
-        key = (F.xxhash64(F.lit(seed), F.lit("order"), "doc_pos", "copy") if cfg.shuffle else F.col("doc_pos"))
-        occ = occ.withColumn("_key", key)
+        occ = ctx.spark.read.schema(from_arrow_schema(COPY_SCHEMA)).parquet(str(tmp_dir / "copies"))
+        occ = occ.withColumn("shard", F.pmod(F.col("h_shard"), F.lit(n_shards)))
         shard_dir = ctx.work_dir / "shards"
         shard_dir.mkdir()
         with ctx.timed("shards"):
-            rows = (occ.repartition(n_shards, "shard").sortWithinPartitions("shard", "_key", "doc_pos", "copy")
-                    .select("shard", "source", "lang", "input_ids")
-                    .mapInArrow(shard_writer(str(shard_dir)), "shard long, entry string").collect())
+            rows = (occ.repartition(n_shards, "shard").sortWithinPartitions("shard", "key", "doc_pos", "copy")
+                    .select("shard", "part", "offset", "length", "source", "lang")
+                    .mapInArrow(shard_writer_from_buffers(str(shard_dir), str(tmp_dir / "tokens")),
+                                "shard long, entry string").collect())
+        shutil.rmtree(tmp_dir)
         entries = sorted((json.loads(r["entry"]) for r in rows), key=lambda e: e["shard"])
         if sum(e["tokens"] for e in entries) != total_tokens:
             raise RuntimeError("tokenize: the shards do not hold every token; output not published")
@@ -460,9 +568,8 @@ class TokenizeStage(Stage):
             "columns": ["lang", "documents", "tokens"],
             "rows": [[lg, manifest["documents_by_lang"].get(lg, 0), n]
                      for lg, n in manifest["tokens_by_lang"].items()]}]}
-        kept = encoded.select("id", "source", "lang", "url", "doc_pos", "repeats", "input_ids", "n_tokens",
-                              "n_chars", "n_bytes")
-        return StageOutput(kept=kept, stats=summary, cached=[encoded])
+        return StageOutput(written=("kept",), stats=summary,
+                           input_counts={"docs": int(tot["docs"]), "chars": int(tot["chars"])})
 
 
 TRAIN_TOKENIZER_STAGE = TrainTokenizerStage()
