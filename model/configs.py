@@ -112,6 +112,18 @@ CPU_SCALING_SHAPES = [
     ("cpu-s6", 256, 768, 6, 8),
 ]
 
+# Tinier ladder for the CPU scaling run `make scaling` actually measures (head_dim 16, FFN = 3 x
+# hidden, 1-3 layers): at hidden 32..128 a 2-core CPU trains each shape on ~1M tokens in minutes,
+# enough for loss to fall monotonically with compute. cpu-xs6 is the held-out shape (one step above).
+CPU_XS_SCALING_SHAPES = [
+    ("cpu-xs1", 32, 96, 1, 2),
+    ("cpu-xs2", 48, 144, 1, 3),
+    ("cpu-xs3", 64, 192, 2, 4),
+    ("cpu-xs4", 96, 288, 2, 6),
+    ("cpu-xs5", 128, 384, 3, 8),
+    ("cpu-xs6", 160, 480, 3, 10),
+]
+
 CONFIGS: dict[str, ModelConfig] = {
     "baichuan2-7b": _shape("baichuan2-7b", 4096, 11008, 32, 32, position="rope"),
     "baichuan2-13b": _shape("baichuan2-13b", 5120, 13696, 40, 40, position="alibi"),
@@ -122,7 +134,7 @@ CONFIGS: dict[str, ModelConfig] = {
     "bench-20m": _shape("bench-20m", 256, 768, 8, 4, vocab_size=25_600),
     "bench-1b": _shape("bench-1b", 2048, ffn_size(2048), 16, 16),
 }
-for _n, _h, _f, _l, _a in SCALING_SHAPES + CPU_SCALING_SHAPES:
+for _n, _h, _f, _l, _a in SCALING_SHAPES + CPU_SCALING_SHAPES + CPU_XS_SCALING_SHAPES:
     CONFIGS[_n] = _shape(_n, _h, _f, _l, _a)
 
 
