@@ -323,7 +323,9 @@ def _read_parquet(spark, files, settings: ReadSettings):
     else:
         reason = (F.when(F.col("text").isNull(), S.MISSING_TEXT)
                   .when(F.octet_length("text") > settings.max_text_bytes, S.TEXT_TOO_LARGE)
-                  .when(F.col("text").rlike(r"^\s*$"), S.EMPTY_TEXT))
+                  # no non-space character (Unicode-aware, as Python's str.strip); the search
+                  # stops at the first such character, so it costs nothing on real text
+                  .when(~F.col("text").rlike(r"(?U)\S"), S.EMPTY_TEXT))
     df = df.withColumn("_q_reason", reason)
     extras = [c for c in df.columns if c not in S.DOC_COLUMNS and not c.startswith("_")]
     docs = df.where(F.col("_q_reason").isNull()).select(*S.DOC_COLUMNS, *extras)

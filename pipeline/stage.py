@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pyarrow.parquet as pq
+
 from pipeline import __version__
 from pipeline.config import Profile, as_dict, build, config_hash
 from pipeline.errors import BadInputFiles, UserError
 from pipeline.readers import InputSet, read_documents, resolve_input
-from pipeline.schema import UNREADABLE_FILE
+from pipeline.schema import QUARANTINE_SCHEMA, UNREADABLE_FILE
 
 MANIFEST = "_manifest.json"
 
@@ -266,7 +268,11 @@ def run_stage(stage: Stage, profile: Profile, input_spec: str, output: str, *, s
             if name in result.written:
                 continue
             _write(df, work / name, n_files, result.order.get(name, ["doc_pos"]))
-        _write(read.quarantine, work / "quarantine", max(1, min(n_files, 4)), ["file", "record"])
+        if n_q:
+            _write(read.quarantine, work / "quarantine", max(1, min(n_files, 4)), ["file", "record"])
+        else:  # nothing quarantined: an empty file with the schema, without a Spark job
+            (work / "quarantine").mkdir()
+            pq.write_table(QUARANTINE_SCHEMA.empty_table(), work / "quarantine" / "part-00000.parquet")
         ctx.log("outputs written")
 
     with ctx.timed("count"):
