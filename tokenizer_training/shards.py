@@ -15,7 +15,6 @@ so an attention mask that never crosses a document boundary is `segment_ids[i] =
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -24,20 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.indexed_dataset import IndexedDataset, IndexedDatasetWriter
+from tokenizer_training.encode import file_sha256
 
 SHARD_PREFIX = "shard-"
 
 
 def shard_name(shard_id: int) -> str:
     return f"{SHARD_PREFIX}{shard_id:05d}"
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_shard(out_dir: str | os.PathLike, shard_id: int, documents, *, sources=None, langs=None,
@@ -68,8 +60,8 @@ def shard_entry(prefix, shard_id: int, n_docs: int, n_tokens: int, by_source=Non
     prefix = Path(prefix)
     b, i = Path(str(prefix) + ".bin"), Path(str(prefix) + ".idx")
     return {"shard": shard_id, "prefix": prefix.name, "documents": n_docs, "tokens": n_tokens,
-            "bin": b.name, "bin_bytes": b.stat().st_size, "bin_sha256": sha256_file(b),
-            "idx": i.name, "idx_bytes": i.stat().st_size, "idx_sha256": sha256_file(i),
+            "bin": b.name, "bin_bytes": b.stat().st_size, "bin_sha256": file_sha256(b),
+            "idx": i.name, "idx_bytes": i.stat().st_size, "idx_sha256": file_sha256(i),
             "tokens_by_source": dict(sorted((by_source or {}).items())),
             "tokens_by_lang": dict(sorted((by_lang or {}).items()))}
 
@@ -84,7 +76,7 @@ def verify_shards(shard_dir: str | os.PathLike) -> list[str]:
             p = d / s[key]
             if not p.is_file():
                 problems.append(f"missing {p}")
-            elif sha256_file(p) != s[key + "_sha256"]:
+            elif file_sha256(p) != s[key + "_sha256"]:
                 problems.append(f"checksum mismatch: {p}")
     return problems
 
