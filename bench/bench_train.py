@@ -34,7 +34,6 @@ def rss_mb() -> float:
 
 
 def build(kind: str, cfg, attention: str):
-    import torch
     from model.model import Baichuan
     if kind == "ours":
         return Baichuan(cfg, attention=attention)

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 
 from conftest import REPO, write_jsonl
 

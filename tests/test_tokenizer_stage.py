@@ -3,7 +3,6 @@ with round trip on held-out documents, outputs under the stage contract; CLI reg
 import gzip
 import itertools
 import json
-from pathlib import Path
 
 import pytest
 import sentencepiece as spm
