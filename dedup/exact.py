@@ -193,7 +193,7 @@ class ExactDedupStage(Stage):
             apply_cuts_batches(cfg.min_doc_chars_after_span_dedup), out_schema)
         applied = untouched.unionByName(cut).persist(StorageLevel.MEMORY_AND_DISK)
 
-        doc_cols = [c for c in docs.columns]
+        doc_cols = docs.columns
         kept = applied.where("_keep").select(*doc_cols)
         removed = applied.where(~F.col("_keep")).select(
             *doc_cols, F.col("_reason").alias("reason"),

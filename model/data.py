@@ -45,17 +45,24 @@ def find_shards(path: str | os.PathLike) -> list[str]:
     return prefixes
 
 
-def manifest_vocab_size(path: str | os.PathLike) -> int | None:
-    """`vocab_size` from the tokenize stage's `_manifest.json` next to the shards, if present."""
+def shard_manifest(path: str | os.PathLike) -> tuple[Path, dict] | None:
+    """The tokenize stage's `_manifest.json` beside the shards (path: their directory or a shard
+    prefix) and the directory it is in; None when there is none."""
     p = Path(path)
     d = p if p.is_dir() else p.parent
     m = d / "_manifest.json"
     if not m.exists():
         return None
     try:
-        v = json.loads(m.read_text()).get("vocab_size")
+        return d, json.loads(m.read_text())
     except (OSError, ValueError) as e:
         raise DataError(f"cannot read {m}: {e}") from e
+
+
+def manifest_vocab_size(path: str | os.PathLike) -> int | None:
+    """`vocab_size` from the shards' manifest, if present."""
+    found = shard_manifest(path)
+    v = found[1].get("vocab_size") if found else None
     return int(v) if v is not None else None
 
 

@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 
 from .checkpoint import CheckpointError, load_model, save_weights
 from .configs import ModelConfig
+from .data import DataError, shard_manifest
 from .model import Baichuan
 
 TOKENIZER_CONFIG = {
@@ -109,27 +110,25 @@ def find_tokenizer(path: str | os.PathLike) -> Path:
 
 
 def tokenizer_from_manifest(data_path: str | None) -> Path | None:
-    """The tokenize stage's manifest may name the SentencePiece model it used."""
+    """The SentencePiece model the tokenize stage names in the shards' manifest
+    ({"tokenizer": {"path": ..., "sha256": ...}}), if it is still there."""
     if not data_path:
         return None
-    d = Path(data_path)
-    d = d if d.is_dir() else d.parent
-    m = d / "_manifest.json"
-    if not m.exists():
-        return None
     try:
-        man = json.loads(m.read_text())
-    except ValueError:
+        found = shard_manifest(data_path)
+    except DataError:
         return None
-    for key in ("tokenizer_model", "tokenizer", "spm_model", "model_file"):
-        v = man.get(key)
-        if isinstance(v, dict):  # the tokenize stage writes {"path": ..., "sha256": ...}
-            v = v.get("path")
-        if isinstance(v, str):
-            p = Path(v) if Path(v).is_absolute() else d / v
-            for cand in (p, Path(v)):
-                if cand.is_file() or (cand / "tokenizer.model").is_file():
-                    return cand
+    if not found:
+        return None
+    d, man = found
+    v = man.get("tokenizer")
+    if isinstance(v, dict):
+        v = v.get("path")
+    if isinstance(v, str):
+        p = Path(v) if Path(v).is_absolute() else d / v
+        for cand in (p, Path(v)):
+            if cand.is_file() or (cand / "tokenizer.model").is_file():
+                return cand
     return None
 
 

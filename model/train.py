@@ -150,10 +150,6 @@ def wrap_model(model: Baichuan, tc: TrainConfig, d: Dist, device, amp_dtype):
     raise ValueError(f"unknown parallel mode {tc.parallel!r}")
 
 
-def _unwrap(m):
-    return m.module if hasattr(m, "module") else m
-
-
 def full_state(model, optimizer):
     """Full (unsharded) model and optimizer state dicts keyed by parameter name, on CPU; works the
     same for a plain module, DDP and FSDP (collective: every rank must call it)."""

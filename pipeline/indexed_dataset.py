@@ -27,11 +27,6 @@ DTYPE_CODES = {
 CODE_OF_DTYPE = {np.dtype(v): k for k, v in DTYPE_CODES.items()}
 
 
-def dtype_for_vocab(vocab_size: int) -> np.dtype:
-    """Smallest Megatron dtype that holds every id of a vocabulary (uint16 below 65,536, else int32)."""
-    return np.dtype(np.uint16) if vocab_size <= 65536 else np.dtype(np.int32)
-
-
 class IndexedDatasetWriter:
     """Streams documents into `prefix.bin` and writes `prefix.idx` on close.
 

@@ -49,10 +49,6 @@ def load_model(path: str | os.PathLike):
     return sp
 
 
-def loads_in_this_process() -> int:
-    return len(_CACHE)
-
-
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -316,11 +316,5 @@ def train_sentencepiece(sentence_files: list[str], out_dir: str | os.PathLike, s
     return res
 
 
-def model_sha256(path: str | os.PathLike) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 if __name__ == "__main__":
     raise SystemExit(_worker_main(sys.argv[1]))
