@@ -36,6 +36,9 @@ class ReadSettings:
     max_text_bytes: int = 16 * 1024 * 1024  # larger texts are quarantined (with a preview)
     quarantine_preview_bytes: int = 4096  # how much of a too-large record quarantine keeps
     records_per_batch: int = 1024  # Arrow batch size out of the readers
+    # A task reads one JSONL file, or a run of one parquet file's row groups of about this many
+    # (uncompressed) bytes: the unit of read parallelism, fixed by the input, not the cluster.
+    unit_bytes: int = 256 * 1024 * 1024
     code_langs: list = field(default_factory=lambda: ["code"])  # `lang` values segmented as code
     skip_bad_files: bool = False  # unreadable files: fail (default) or quarantine and go on
 

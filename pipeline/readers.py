@@ -1,10 +1,13 @@
 """Corpus readers: a file, a directory or a glob of JSONL / JSONL.gz / parquet -> documents.
 
-Every input record ends up in exactly one of two DataFrames: `docs` (DOC_SCHEMA plus any extra
-parquet columns) or `quarantine` (QUARANTINE_SCHEMA, with the reason, file and record number).
-JSONL is parsed by our own Python reader (one Spark task per file, Arrow batches out), because
-Spark's JSON reader silently replaces invalid UTF-8 and cannot say which line a record came from.
-Parquet goes through Spark's reader with its hidden `_metadata` row index.
+Every input record ends up in exactly one of two places: the documents (DOC_SCHEMA plus any extra
+parquet columns) or the quarantine (QUARANTINE_SCHEMA, with the reason, file and record number).
+
+Both formats are read by our own Python code on the executors, one task per read unit (a JSONL
+file, or a run of a parquet file's row groups; `plan_read`), into one Arrow schema. Stages get the
+documents as a Spark DataFrame (`read_documents`), or, for a stage that streams (`Stage.reads_units`,
+e.g. tokenize), read their units themselves inside their own tasks (`read_unit`, `split_read_batch`)
+and skip the JVM on the data path altogether.
 """
 from __future__ import annotations
 
@@ -106,9 +109,10 @@ def resolve_input(spec: str) -> InputSet:
 
 
 # --------------------------------------------------------------------------------------------
-# JSONL: parsed in Python on the executors, one task per file.
+# What every reader yields: the document columns, then (for a refused record) the quarantine
+# fields, then the record's file and number. Parquet extras are added after the document columns.
 
-JSONL_OUT_SCHEMA = pa.schema(list(S.DOC_SCHEMA) + [
+READ_BASE_SCHEMA = pa.schema(list(S.DOC_SCHEMA) + [
     pa.field("_q_reason", pa.string()),
     pa.field("_q_error", pa.string()),
     pa.field("_q_raw", pa.binary()),
@@ -130,7 +134,7 @@ def _as_opt_str(value):
 
 class _Columns:
     def __init__(self):
-        self.cols = {f.name: [] for f in JSONL_OUT_SCHEMA}
+        self.cols = {f.name: [] for f in READ_BASE_SCHEMA}
 
     def __len__(self):
         return len(self.cols["_record"])
@@ -140,14 +144,16 @@ class _Columns:
             col.append(values.get(name))
 
     def flush(self) -> pa.RecordBatch:
-        batch = pa.RecordBatch.from_pydict(self.cols, schema=JSONL_OUT_SCHEMA)
+        batch = pa.RecordBatch.from_pydict(self.cols, schema=READ_BASE_SCHEMA)
         for col in self.cols.values():
             col.clear()
         return batch
 
 
 def parse_jsonl_file(path: str, rel: str, file_index: int, settings: dict):
-    """Yield Arrow batches (JSONL_OUT_SCHEMA) for every record of one JSONL(.gz) file."""
+    """Yield Arrow batches (READ_BASE_SCHEMA) for every record of one JSONL(.gz) file: parsed by
+    our own code because Spark's JSON reader silently replaces invalid UTF-8 and cannot say which
+    line a record came from."""
     max_text = settings["max_text_bytes"]
     preview = settings["quarantine_preview_bytes"]
     per_batch = settings["records_per_batch"]
@@ -234,114 +240,265 @@ def _parse_line(raw, line_no, rel, file_index, source_default, max_text, preview
             url=url, meta=meta, doc_pos=S.doc_pos(file_index, line_no), _file=rel, _record=line_no)
 
 
-def _jsonl_partition(settings: dict):
-    def run(batches):
-        for batch in batches:
-            d = batch.to_pydict()
-            for path, rel, idx in zip(d["path"], d["rel"], d["index"]):
-                yield from parse_jsonl_file(path, rel, idx, settings)
-    return run
-
-
-def _read_jsonl(spark, files, settings: ReadSettings):
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import LongType, StringType, StructField, StructType
-
-    schema = StructType([StructField("path", StringType()), StructField("rel", StringType()),
-                         StructField("index", LongType())])
-    rows = [(f.path, f.rel, f.index) for f in files]
-    # One partition per file, without a shuffle.
-    listing = spark.createDataFrame(spark.sparkContext.parallelize(rows, len(rows)), schema)
-    cfg = {"max_text_bytes": settings.max_text_bytes,
-           "quarantine_preview_bytes": settings.quarantine_preview_bytes,
-           "records_per_batch": settings.records_per_batch}
-    from pyspark import StorageLevel
-
-    # Parsed once, then split into documents and quarantine (both read this cache).
-    parsed = listing.mapInArrow(_jsonl_partition(cfg), _spark_schema(JSONL_OUT_SCHEMA))
-    # One task per file reads; the stages after need all cores even when the files are few.
-    spread = 2 * spark.sparkContext.defaultParallelism
-    if len(files) < spread:
-        parsed = parsed.repartition(spread, "doc_pos")
-    parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
-    docs = parsed.where(F.col("_q_reason").isNull()).select(*S.DOC_COLUMNS)
-    quarantine = parsed.where(F.col("_q_reason").isNotNull()).select(
-        F.col("_file").alias("file"), F.col("_record").alias("record"), F.col("_q_reason").alias("reason"),
-        F.col("_q_error").alias("error"), "id", F.col("_q_raw").alias("raw"),
-        F.col("_q_truncated").alias("raw_truncated"), F.col("_q_bytes").alias("n_bytes"),
-        F.col("_q_chars").alias("n_chars"))
-    return parsed, docs, quarantine
-
-
 # --------------------------------------------------------------------------------------------
-# Parquet: Spark's reader; footers are checked first so a truncated file gets a clear message.
+# Parquet: read by pyarrow on the executors, so both formats share one path, one output schema
+# and one way of splitting the work. A row that cannot be a document is quarantined like a bad
+# JSON line; a file whose footer cannot be read is found on the driver before any task starts.
 
-def _check_parquet_footers(files) -> list[tuple[str, str]]:
+def _spark_arrow_type(t: pa.DataType) -> pa.DataType:
+    """The Arrow type Spark's mapInArrow accepts for a parquet column of type `t`."""
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    if pa.types.is_dictionary(t):
+        return _spark_arrow_type(t.value_type)
+    if pa.types.is_unsigned_integer(t):  # as Spark's own parquet reader widens them
+        return {8: pa.int16(), 16: pa.int32(), 32: pa.int64()}.get(t.bit_width, pa.decimal128(20, 0))
+    if pa.types.is_float16(t):
+        return pa.float32()
+    if pa.types.is_timestamp(t):
+        return pa.timestamp("us", tz=t.tz)
+    if pa.types.is_date64(t):
+        return pa.date32()
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return pa.list_(_spark_arrow_type(t.value_type))
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, _spark_arrow_type(f.type)) for f in t])
+    if pa.types.is_map(t):
+        return pa.map_(_spark_arrow_type(t.key_type), _spark_arrow_type(t.item_type))
+    return t
+
+
+@dataclass(frozen=True)
+class ReadUnit:
+    """The input one task reads: a JSONL file (gzip cannot be split), or a run of a parquet
+    file's row groups holding about `read.unit_bytes` of data. Units depend only on the input
+    files and the config, never on the cluster, so per-unit outputs are the same everywhere."""
+    index: int
+    path: str
+    rel: str
+    file_index: int
+    fmt: str
+    row_groups: tuple = ()  # parquet
+    first_row: int = 0  # parquet: file row number of the unit's first row
+
+
+@dataclass
+class ReadPlan:
+    units: list  # [ReadUnit]
+    schema: pa.Schema  # what the unit readers yield: documents, extras, quarantine fields
+    extras: list  # parquet columns kept beside the document columns
+    bad_files: list  # [(rel, error)]: parquet files whose footer cannot be read
+    settings: dict  # the ReadSettings the executors need
+
+    @property
+    def doc_columns(self) -> list:
+        return [*S.DOC_COLUMNS, *self.extras]
+
+
+def plan_read(inputs: InputSet, settings: ReadSettings) -> ReadPlan:
+    """Units and output schema of an input, from file names and parquet footers (driver only)."""
     import pyarrow.parquet as pq
 
-    bad = []
-    for f in files:
+    units, bad, extra_fields = [], [], {}
+    for f in inputs.files:
+        if f.fmt == "jsonl":
+            units.append(ReadUnit(len(units), f.path, f.rel, f.index, "jsonl"))
+            continue
         try:
-            pq.ParquetFile(f.path).metadata
+            meta = pq.ParquetFile(f.path).metadata
+            arrow_schema = meta.schema.to_arrow_schema()
         except Exception as exc:  # noqa: BLE001 - any failure to open means unreadable
             bad.append((f.rel, f"{type(exc).__name__}: {exc}"))
-    return bad
+            continue
+        for field in arrow_schema:
+            if field.name in S.DOC_COLUMNS or field.name.startswith("_"):
+                continue
+            t = _spark_arrow_type(field.type)
+            seen = extra_fields.setdefault(field.name, (t, f.rel))
+            if seen[0] != t:
+                raise UserError(f"parquet column '{field.name}' is {seen[0]} in {seen[1]} but {t} in {f.rel}; "
+                                "make the input files agree on its type")
+        groups, size, row, first = [], 0, 0, 0
+        for g in range(meta.num_row_groups):
+            rg = meta.row_group(g)
+            if groups and size + rg.total_byte_size > settings.unit_bytes:
+                units.append(ReadUnit(len(units), f.path, f.rel, f.index, "parquet", tuple(groups), first))
+                groups, size, first = [], 0, row
+            groups.append(g)
+            size += rg.total_byte_size
+            row += rg.num_rows
+        if groups:
+            units.append(ReadUnit(len(units), f.path, f.rel, f.index, "parquet", tuple(groups), first))
+    extras = sorted(extra_fields)
+    schema = pa.schema(list(S.DOC_SCHEMA) + [pa.field(n, extra_fields[n][0]) for n in extras]
+                       + [f for f in READ_BASE_SCHEMA if f.name not in S.DOC_COLUMNS])
+    try:
+        _spark_schema(schema)
+    except Exception as exc:  # noqa: BLE001 - a type Spark cannot hold
+        raise UserError(f"input has a parquet column type Spark cannot hold: {exc}") from None
+    cfg = {"max_text_bytes": settings.max_text_bytes, "quarantine_preview_bytes": settings.quarantine_preview_bytes,
+           "records_per_batch": settings.records_per_batch}
+    return ReadPlan(units, schema, extras, bad, cfg)
 
 
-def _read_parquet(spark, files, settings: ReadSettings):
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import LongType, StringType, StructField, StructType
+def _text_reasons(batch: pa.RecordBatch, max_text: int) -> list:
+    """Per row: None for a usable text, else the quarantine reason (the JSONL reader's rules)."""
+    import pyarrow.compute as pc
 
-    df = spark.read.option("mergeSchema", "true").parquet(*[f.path for f in files])
-    listing = spark.createDataFrame(
-        [(f.path, f.rel, f.index) for f in files],
-        StructType([StructField("_uri", StringType()), StructField("_rel", StringType()),
-                    StructField("_index", LongType())]),
-    )
-    # _metadata.file_path is a URI (file:/a%20b/c.parquet): back to a plain absolute path.
-    local_path = F.url_decode(F.regexp_replace(F.col("_metadata.file_path"), "^file:/+", "/"))
-    df = (df.withColumn("_uri", local_path)
-            .withColumn("_row", F.col("_metadata.row_index"))
-            .join(F.broadcast(listing), "_uri"))
-    cols = set(df.columns)
-    text_is_string = "text" in cols and dict(df.dtypes)["text"] == "string"
-    if "id" in cols:
-        rid = F.coalesce(F.col("id").cast("string"), F.concat_ws(":", "_rel", "_row"))
-    else:
-        rid = F.concat_ws(":", "_rel", "_row")
-    stem = F.element_at(F.split(F.element_at(F.split("_rel", "/"), -1), r"\."), 1)
-    df = df.withColumn("id", rid)
-    df = df.withColumn("source", F.coalesce(F.col("source").cast("string"), stem) if "source" in cols else stem)
-    for name in ("lang", "url", "meta"):
-        df = df.withColumn(name, F.col(name).cast("string") if name in cols else F.lit(None).cast("string"))
-    if "doc_pos" not in cols:
-        df = df.withColumn("doc_pos", F.shiftleft(F.col("_index"), S.FILE_POS_SHIFT).bitwiseOR(F.col("_row")))
-    if "text" not in cols:
-        reason = F.lit(S.MISSING_TEXT)
-    elif not text_is_string:
-        reason = F.when(F.col("text").isNull(), S.MISSING_TEXT).otherwise(S.TEXT_NOT_STRING)
-    else:
-        reason = (F.when(F.col("text").isNull(), S.MISSING_TEXT)
-                  .when(F.octet_length("text") > settings.max_text_bytes, S.TEXT_TOO_LARGE)
-                  # no non-space character (Unicode-aware, as Python's str.strip); the search
-                  # stops at the first such character, so it costs nothing on real text
-                  .when(~F.col("text").rlike(r"(?U)\S"), S.EMPTY_TEXT))
-    df = df.withColumn("_q_reason", reason)
-    extras = [c for c in df.columns if c not in S.DOC_COLUMNS and not c.startswith("_")]
-    docs = df.where(F.col("_q_reason").isNull()).select(*S.DOC_COLUMNS, *extras)
-    bad = df.where(F.col("_q_reason").isNotNull())
-    row_json = F.to_json(F.struct(*[c for c in df.columns if not c.startswith("_")]))
-    n_bytes = F.octet_length(row_json).cast("long")
-    quarantine = bad.select(
-        F.col("_rel").alias("file"), F.col("_row").alias("record"), F.col("_q_reason").alias("reason"),
-        F.col("_q_reason").alias("error"), "id",
-        F.substring(row_json, 1, settings.quarantine_preview_bytes).cast("binary").alias("raw"),
-        (n_bytes > settings.quarantine_preview_bytes).alias("raw_truncated"),
-        n_bytes.alias("n_bytes"),
-        (F.when(F.col("_q_reason") == S.TEXT_TOO_LARGE, F.char_length("text")).otherwise(0)
-         .cast("long").alias("n_chars") if text_is_string else F.lit(0).cast("long").alias("n_chars")),
-    )
+    n = batch.num_rows
+    if "text" not in batch.schema.names:
+        return [S.MISSING_TEXT] * n
+    text = batch.column("text")
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        return [S.MISSING_TEXT if v is None else S.TEXT_NOT_STRING for v in text.is_null().to_pylist()]
+    try:
+        text.validate(full=True)
+        bad_utf8 = set()
+    except pa.ArrowInvalid:  # rare: find the rows one by one
+        bad_utf8 = set()
+        for i, v in enumerate(text.cast(pa.binary()).to_pylist()):
+            try:
+                v is None or v.decode("utf-8")
+            except UnicodeDecodeError:
+                bad_utf8.add(i)
+        text = pa.array([None if i in bad_utf8 else v for i, v in enumerate(text.cast(pa.binary()).to_pylist())],
+                        pa.binary()).cast(pa.string())
+    null = text.is_null().to_numpy(zero_copy_only=False)
+    too_large = pc.fill_null(pc.greater(pc.binary_length(text), max_text), False).to_numpy(zero_copy_only=False)
+    blank = pc.fill_null(pc.or_(pc.equal(pc.utf8_length(text), 0), pc.utf8_is_space(text)),
+                         False).to_numpy(zero_copy_only=False)
+    out = [None] * n
+    for i in (null | too_large | blank).nonzero()[0].tolist() + sorted(bad_utf8):
+        out[i] = (S.INVALID_UTF8 if i in bad_utf8 else S.MISSING_TEXT if null[i] else
+                  S.TEXT_TOO_LARGE if too_large[i] else S.EMPTY_TEXT)
+    return out
+
+
+def _as_string_column(col: pa.Array) -> pa.Array:
+    try:
+        return col.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # nested values: their JSON
+        return pa.array([None if v is None else json.dumps(v, ensure_ascii=False, default=str)
+                         for v in col.to_pylist()], pa.string())
+
+
+def _parquet_batch(batch: pa.RecordBatch, unit: ReadUnit, first_row: int, plan: ReadPlan) -> pa.RecordBatch:
+    """One parquet batch -> the read schema: document columns normalised as for JSONL (id defaults
+    to `file:row`, source to the file's stem), extras cast to the plan's types, bad rows refused."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    n, names = batch.num_rows, set(batch.schema.names)
+    preview = plan.settings["quarantine_preview_bytes"]
+    rows = np.arange(first_row, first_row + n, dtype=np.int64)
+    reasons = _text_reasons(batch, plan.settings["max_text_bytes"])
+    ok = pa.array([r is None for r in reasons])
+
+    def opt_str(name):
+        return _as_string_column(batch.column(name)) if name in names else pa.nulls(n, pa.string())
+
+    text_is_string = "text" in names and (pa.types.is_string(batch.schema.field("text").type)
+                                          or pa.types.is_large_string(batch.schema.field("text").type))
+    default_id = pa.array([f"{unit.rel}:{r}" for r in rows.tolist()], pa.string())
+    stem = Path(unit.rel).name.split(".")[0]
+    pos = pa.array((unit.file_index << S.FILE_POS_SHIFT) | rows, pa.int64())
+    cols = {
+        "id": pc.coalesce(opt_str("id"), default_id),
+        "text": (pc.if_else(ok, batch.column("text").cast(pa.string()), pa.scalar(None, pa.string()))
+                 if text_is_string else pa.nulls(n, pa.string())),
+        "source": pc.coalesce(opt_str("source"), pa.scalar(stem)),
+        "lang": opt_str("lang"), "url": opt_str("url"), "meta": opt_str("meta"),
+        "doc_pos": pc.coalesce(batch.column("doc_pos").cast(pa.int64()), pos) if "doc_pos" in names else pos,
+    }
+    for name in plan.extras:
+        t = plan.schema.field(name).type
+        cols[name] = batch.column(name).cast(t) if name in names else pa.nulls(n, t)
+    q = {k: [None] * n for k in ("_q_reason", "_q_error", "_q_raw", "_q_truncated", "_q_bytes", "_q_chars")}
+    bad = [i for i, r in enumerate(reasons) if r is not None]
+    if bad:
+        visible = [c for c in batch.schema.names if not c.startswith("_")]
+        sub = batch.select(visible).take(pa.array(bad)).to_pylist()
+        for i, row in zip(bad, sub):
+            raw = json.dumps(row, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
+            text = row.get("text")
+            q["_q_reason"][i] = q["_q_error"][i] = reasons[i]
+            q["_q_raw"][i] = raw[:preview]
+            q["_q_truncated"][i] = len(raw) > preview
+            q["_q_bytes"][i] = len(raw)
+            q["_q_chars"][i] = len(text) if reasons[i] == S.TEXT_TOO_LARGE and isinstance(text, str) else 0
+    for k, v in q.items():
+        cols[k] = pa.array(v, plan.schema.field(k).type)
+    cols["_file"] = pa.array([unit.rel] * n, pa.string())
+    cols["_record"] = pa.array(rows, pa.int64())
+    return pa.RecordBatch.from_arrays([cols[f.name] for f in plan.schema], schema=plan.schema)
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A reader's batch with the plan's extra columns added (as nulls) where it has none."""
+    if batch.schema.equals(schema):
+        return batch
+    names = set(batch.schema.names)
+    return pa.RecordBatch.from_arrays(
+        [batch.column(f.name) if f.name in names else pa.nulls(batch.num_rows, f.type) for f in schema],
+        schema=schema)
+
+
+def read_unit(unit: ReadUnit, plan: ReadPlan):
+    """Yield the read schema's batches for every record of one unit (runs on the executors)."""
+    if unit.fmt == "jsonl":
+        for batch in parse_jsonl_file(unit.path, unit.rel, unit.file_index, plan.settings):
+            yield _conform(batch, plan.schema)
+        return
+    import pyarrow.parquet as pq
+
+    row = unit.first_row
+    try:
+        pf = pq.ParquetFile(unit.path)
+        for batch in pf.iter_batches(batch_size=plan.settings["records_per_batch"], row_groups=list(unit.row_groups),
+                                     use_threads=False):
+            yield _parquet_batch(batch, unit, row, plan)
+            row += batch.num_rows
+    except (OSError, pa.ArrowException) as exc:  # a damaged page: the rows before it are kept
+        out = _Columns()
+        out.add(_q_reason=S.UNREADABLE_FILE, _q_error=f"{type(exc).__name__}: {exc}", _q_raw=b"",
+                _q_truncated=False, _q_bytes=0, _q_chars=0, _file=unit.rel, _record=row)
+        yield _conform(out.flush(), plan.schema)
+
+
+def split_read_batch(batch: pa.RecordBatch, plan: ReadPlan) -> tuple:
+    """A read batch -> (documents: the plan's document columns, quarantine: QUARANTINE_SCHEMA)."""
+    import pyarrow.compute as pc
+
+    refused = batch.column("_q_reason").is_valid()
+    docs = batch.filter(pc.invert(refused)).select(plan.doc_columns)
+    if not pc.any(refused).as_py():
+        return docs, None
+    q = batch.filter(refused)
+    quarantine = pa.RecordBatch.from_arrays(
+        [q.column(c) for c in ("_file", "_record", "_q_reason", "_q_error", "id", "_q_raw", "_q_truncated",
+                               "_q_bytes", "_q_chars")], schema=S.QUARANTINE_SCHEMA)
     return docs, quarantine
+
+
+UNIT_ROW_SCHEMA = pa.schema([("unit", pa.int64())])
+
+
+def units_frame(spark, plan: ReadPlan):
+    """A DataFrame of unit numbers, one Spark partition per unit (in unit order)."""
+    from pyspark.sql.types import LongType, StructField, StructType
+
+    n = max(1, len(plan.units))
+    rdd = spark.sparkContext.parallelize([(u.index,) for u in plan.units], n)
+    return spark.createDataFrame(rdd, StructType([StructField("unit", LongType())]))
+
+
+def units_of(batches, plan: ReadPlan):
+    """The units named by a units_frame partition's batches (inside a mapInArrow function)."""
+    for b in batches:
+        for i in b.column("unit").to_pylist():
+            yield plan.units[i]
 
 
 def _spark_schema(arrow_schema: pa.Schema):
@@ -358,32 +515,38 @@ class ReadResult:
     cached: list  # DataFrames persisted while reading: unpersist when the stage is done
 
 
-def read_documents(spark, inputs: InputSet, settings: ReadSettings) -> ReadResult:
-    jsonl = [f for f in inputs.files if f.fmt == "jsonl"]
-    parquet = [f for f in inputs.files if f.fmt == "parquet"]
-    bad = _check_parquet_footers(parquet)
-    if bad and not settings.skip_bad_files:
-        raise BadInputFiles(bad)
-    bad_names = {rel for rel, _ in bad}
-    parquet = [f for f in parquet if f.rel not in bad_names]
-    docs, quarantine, cached = [], [], []
-    if jsonl:
-        parsed, d, q = _read_jsonl(spark, jsonl, settings)
-        cached.append(parsed)
-        docs.append(d)
-        quarantine.append(q)
-    if parquet:
-        d, q = _read_parquet(spark, parquet, settings)
-        docs.append(d)
-        quarantine.append(q)
-    if bad:
-        quarantine.append(spark.createDataFrame(
-            [(rel, 0, S.UNREADABLE_FILE, err, None, b"", False, 0, 0) for rel, err in bad],
+def check_bad_files(plan: ReadPlan, settings: ReadSettings) -> None:
+    if plan.bad_files and not settings.skip_bad_files:
+        raise BadInputFiles(plan.bad_files)
+
+
+def read_documents(spark, inputs: InputSet, settings: ReadSettings, plan: ReadPlan | None = None) -> ReadResult:
+    """The documents and quarantine of an input as Spark DataFrames (one task per unit reads)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    plan = plan or plan_read(inputs, settings)
+    check_bad_files(plan, settings)
+
+    def run(batches):
+        for unit in units_of(batches, plan):
+            yield from read_unit(unit, plan)
+
+    parsed = units_frame(spark, plan).mapInArrow(run, _spark_schema(plan.schema))
+    # One task per unit reads; the stages after need all cores even when the units are few.
+    spread = 2 * spark.sparkContext.defaultParallelism
+    if len(plan.units) < spread:
+        parsed = parsed.repartition(spread, "doc_pos")
+    # Parsed once, then split into documents and quarantine (both read this cache).
+    parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
+    docs = parsed.where(F.col("_q_reason").isNull()).select(*plan.doc_columns)
+    quarantine = parsed.where(F.col("_q_reason").isNotNull()).select(
+        F.col("_file").alias("file"), F.col("_record").alias("record"), F.col("_q_reason").alias("reason"),
+        F.col("_q_error").alias("error"), "id", F.col("_q_raw").alias("raw"),
+        F.col("_q_truncated").alias("raw_truncated"), F.col("_q_bytes").alias("n_bytes"),
+        F.col("_q_chars").alias("n_chars"))
+    if plan.bad_files:
+        quarantine = quarantine.unionByName(spark.createDataFrame(
+            [(rel, 0, S.UNREADABLE_FILE, err, None, b"", False, 0, 0) for rel, err in plan.bad_files],
             _spark_schema(S.QUARANTINE_SCHEMA)))
-    out_docs = docs[0]
-    for d in docs[1:]:
-        out_docs = out_docs.unionByName(d, allowMissingColumns=True)
-    out_q = quarantine[0] if quarantine else spark.createDataFrame([], _spark_schema(S.QUARANTINE_SCHEMA))
-    for q in quarantine[1:]:
-        out_q = out_q.unionByName(q)
-    return ReadResult(out_docs, out_q, bad, cached)
+    return ReadResult(docs, quarantine, plan.bad_files, [parsed])

@@ -129,7 +129,7 @@ def test_parquet_token_shards(tokenized, model):
     sp = spm.SentencePieceProcessor(model_file=model)
     by_id = {d["id"]: d for d in docs}
     files = sorted((tmp / "out1" / "kept").glob("*.parquet"))
-    assert len(files) == 2
+    assert len(files) == 1  # one file per read unit: the input is one JSONL file
     schema = pq.read_schema(files[0])
     assert schema.field("input_ids").type == pa.list_(pa.int32()) or \
         schema.field("input_ids").type.value_type == pa.int32()
@@ -177,6 +177,51 @@ def test_repeats_and_seed(tmp_path, spark, model):
     assert len(rows) == len(docs) and sorted(r["repeats"] for r in rows) == sorted(reps)
     man = json.loads((tmp_path / "out" / "shards" / "_manifest.json").read_text())
     assert man["sequences"] == sum(reps) and man["seed"] == 7
+
+
+def _shard_sums(out):
+    man = json.loads((out / "shards" / "_manifest.json").read_text())
+    return [(e["bin_sha256"], e["idx_sha256"]) for e in man["shards"]]
+
+
+def test_shards_do_not_depend_on_read_units(tmp_path, spark, model):
+    """One parquet file read as one unit or as many (one row group each, read.unit_bytes=1): the
+    .bin/.idx shards are byte-identical and kept/ holds the same rows, one file per unit."""
+    docs = docs_fixture()
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.Table.from_pylist(docs), tmp_path / "in" / "docs.parquet", row_group_size=20)
+    prof = [f"tokenize.tokenizer={model}"]
+    m_one = run_stage(TOKENIZE_STAGE, profile(*prof), str(tmp_path / "in"), str(tmp_path / "one"), spark=spark)
+    m_many = run_stage(TOKENIZE_STAGE, profile(*prof, "read.unit_bytes=1"), str(tmp_path / "in"),
+                       str(tmp_path / "many"), spark=spark)
+    assert _shard_sums(tmp_path / "one") == _shard_sums(tmp_path / "many")
+    assert len(list((tmp_path / "one" / "kept").glob("*.parquet"))) == 1
+    assert len(list((tmp_path / "many" / "kept").glob("*.parquet"))) == -(-len(docs) // 20)
+    assert read_dir(tmp_path / "one" / "kept") == read_dir(tmp_path / "many" / "kept")
+    assert m_one["counts"]["kept"] == m_many["counts"]["kept"]
+
+
+def test_bad_records_are_quarantined_and_reconciled(tmp_path, spark, model):
+    good = docs_fixture()[:10]
+    lines = [json.dumps(d, ensure_ascii=False) for d in good[:5]] + [
+        "{not json", json.dumps({"id": "no-text"}), json.dumps({"id": "blank", "text": "  \n "})] + \
+        [json.dumps(d, ensure_ascii=False) for d in good[5:]]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    pq.write_table(pa.table({"text": ["parquet doc one", None, "\u3000"], "repeats": pa.array([2, 1, 1], pa.int32())}),
+                   tmp_path / "in" / "b.parquet")
+    m = run_stage(TOKENIZE_STAGE, profile(f"tokenize.tokenizer={model}"), str(tmp_path / "in"),
+                  str(tmp_path / "out"), spark=spark)
+    q = read_dir(tmp_path / "out" / "quarantine")
+    assert sorted((r["file"], r["record"], r["reason"]) for r in q) == [
+        ("a.jsonl", 6, "invalid_json"), ("a.jsonl", 7, "missing_text"), ("a.jsonl", 8, "empty_text"),
+        ("b.parquet", 1, "missing_text"), ("b.parquet", 2, "empty_text")]
+    c = m["counts"]
+    assert c["reconciled"] and c["input"]["docs"] == 16 and c["quarantined"]["docs"] == 5
+    assert c["kept"]["docs"] == 11
+    kept = {r["id"]: r for r in read_dir(tmp_path / "out" / "kept")}
+    assert kept["b.parquet:0"]["repeats"] == 2 and kept["b.parquet:0"]["source"] == "b"
+    assert m["stats"]["sequences"] == 12  # the parquet document twice
 
 
 def test_trainer_reads_shards(tokenized):

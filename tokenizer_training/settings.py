@@ -181,7 +181,3 @@ class TokenizeConfig:
     honour_repeats: bool = True  # a `repeats` column (from sampling) writes a document that many times
     encode_threads: int = 1  # SentencePiece threads per Spark task (tasks already use every core)
     batch_docs: int = 256  # documents per SentencePiece batch call
-    # Spark tasks that encode (= kept/ parquet files): 0 = auto (write.files_per_output, at least one
-    # per 64 MB of input; never the cluster's parallelism, so the output does not depend on it).
-    # Hash-partitioned on doc_pos, sorted by doc_pos.
-    encode_partitions: int = 0

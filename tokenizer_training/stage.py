@@ -8,22 +8,23 @@ SentencePiece is trained on them (tokenizer_training.train). Output directory:
   sample/ (the sampled documents, parquet), heldout/ (held-out documents used by the evaluation),
   quarantine/, _manifest.json (runner).
 
-tokenize (a filter: nothing is removed): one pass over the text. The documents are hash-partitioned
-on doc_pos (into max(write.files_per_output, one per 64 MB of input) parts, or
-tokenize.encode_partitions) and sorted by doc_pos; each task encodes its documents with SentencePiece
-(model loaded once per Python worker), appends </s>, and writes
-  kept/      parquet token shards (written by the task itself, one file per part, in the runner's
-             layout): id, source, lang, url, doc_pos, repeats, input_ids (int32 list),
-             n_tokens (with </s>), n_chars and n_bytes of the source text
+tokenize (a filter: nothing is removed; a streaming stage, Stage.reads_units): one pass, without
+the JVM on the data path. Each Spark task reads one read unit of the input (a JSONL file or a run
+of a parquet file's row groups; pipeline.readers) with the pipeline's reader, quarantines what
+cannot be read, encodes the documents with SentencePiece (model loaded once per Python worker),
+appends </s>, and writes
+  kept/      parquet token shards, one file per read unit, in input order: id, source, lang, url,
+             doc_pos, repeats, input_ids (int32 list), n_tokens (with </s>), n_chars and n_bytes
+             of the source text
 plus a temporary flat token buffer and one small row per shard sequence. Then
   shards/    Megatron shard-NNNNN.bin/.idx pairs (int32) + shards/_manifest.json (vocab_size,
              tokenizer checksum, documents and tokens per source and language, shard checksums)
 are written from the token buffers after shuffling only the small per-sequence rows.
 A document with `repeats` = k (from sampling) is written k times to the .bin shards (each copy
-placed by its own seeded key) and once to kept/. Documents go to shard
-`xxhash64(seed, doc_pos, copy) mod n_shards` (n_shards = ceil(tokens / shard_size_tokens)), sorted
-inside the shard by another seeded key (or by corpus order with shuffle=false): the shards depend
-only on the input, the model and the seed.
+placed by its own seeded key) and once to kept/. A copy goes to shard
+`copy_hash(seed, SHARD, doc_pos, copy) mod n_shards` (n_shards = ceil(tokens / shard_size_tokens)),
+sorted inside the shard by another seeded hash (or by corpus order with shuffle=false): the
+shards, like the kept/ files, depend only on the input, the model and the seed.
 """
 from __future__ import annotations
 
@@ -267,10 +268,6 @@ class TrainTokenizerStage(Stage):
 # ------------------------------------------------------------------------------------------
 # tokenize
 
-SHARD_ENTRY_SCHEMA = pa.schema([
-    ("shard", pa.int64()), ("entry", pa.string())])
-
-
 KEPT_SCHEMA = pa.schema([
     ("id", pa.string()), ("source", pa.string()), ("lang", pa.string()), ("url", pa.string()),
     ("doc_pos", pa.int64()), ("repeats", pa.int32()), ("input_ids", pa.list_(pa.int32())),
@@ -279,154 +276,177 @@ COPY_SCHEMA = pa.schema([
     ("h_shard", pa.int64()), ("key", pa.int64()), ("doc_pos", pa.int64()), ("copy", pa.int32()),
     ("part", pa.int32()), ("offset", pa.int64()), ("length", pa.int64()), ("source", pa.string()),
     ("lang", pa.string())])
-ENCODE_STATS_SCHEMA = pa.schema([
-    ("source", pa.string()), ("lang", pa.string()), ("docs", pa.int64()), ("tokens", pa.int64()),
-    ("seqs", pa.int64()), ("bytes", pa.int64()), ("chars", pa.int64())])
+_SHARD_TAG, _ORDER_TAG = 0x5348415244, 0x4F52444552  # "SHARD", "ORDER"
 
 
-def _replace_when_done(path: Path, attempt: int):
-    """A hidden temporary name (readers skip it) for `path`, and the rename that publishes it."""
-    tmp = path.parent / f".{path.name}.{attempt}.tmp"
-    return tmp, lambda: os.replace(tmp, path)
+def _mix64(x):
+    """splitmix64's finaliser on uint64 values (wrapping arithmetic)."""
+    import numpy as np
+
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
-def encode_writer(model_path: str, append_eos: bool, threads: int, batch_docs: int, kept_dir: str,
-                  tmp_dir: str):
-    """mapInArrow function over one doc_pos hash partition (sorted by doc_pos): encodes the text and
-    writes kept/part-NNNNN.parquet (the token shards in parquet), the partition's flat int32 token
-    buffer and one row per shard sequence (copy) pointing into it; yields per (source, lang) totals.
-    Every file is written under a temporary name and renamed when complete (a retried task writes
-    the same content again)."""
-    def run(batches):
+def copy_hash(seed: int, tag: int, doc_pos, copy):
+    """A seeded 64-bit hash of (doc_pos, copy) per element, as int64: which shard a document's
+    copy goes to, and where it sits inside the shard. Depends on nothing but its arguments."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        key = _mix64(np.uint64((seed * 0x9E3779B97F4A7C15 + tag) & (2**64 - 1)))
+        h = _mix64(key ^ np.asarray(doc_pos, np.int64).view(np.uint64))
+        h = _mix64(h ^ np.asarray(copy, np.int64).view(np.uint64))
+    return np.asarray(h, np.uint64).view(np.int64)
+
+
+def encode_writer(plan, model_path: str, opts: dict, kept_dir: str, tmp_dir: str, quarantine_dir: str):
+    """mapPartitions function over read unit numbers (one per task; only the numbers go through
+    Spark, never the data): reads the unit's records, quarantines
+    the refused ones, encodes the documents and writes kept/part-NNNNN.zstd.parquet (the parquet
+    token shards, in input order), the unit's flat int32 token buffer and one row per shard
+    sequence (a document's copy) pointing into it; yields per (source, lang) totals. Every file is
+    written under a temporary name and renamed when complete (a retried task writes the same
+    content again)."""
+    def run(unit_numbers):
         import numpy as np
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
         from pyspark import TaskContext
 
+        from pipeline.readers import read_unit, split_read_batch
+        from pipeline.stage import QuarantineWriter, task_output
         from tokenizer_training.encode import encode_batch
 
-        tc = TaskContext.get()
-        part, attempt = tc.partitionId(), tc.taskAttemptId()
-        kept_path, kept_done = _replace_when_done(Path(kept_dir) / f"part-{part:05d}.zstd.parquet", attempt)
-        tok_path, tok_done = _replace_when_done(Path(tmp_dir) / "tokens" / f"part-{part:05d}.bin", attempt)
-        copy_path, copy_done = _replace_when_done(Path(tmp_dir) / "copies" / f"part-{part:05d}.parquet", attempt)
-        totals: dict = {}
-        offset = 0
-        with pq.ParquetWriter(kept_path, KEPT_SCHEMA, compression="zstd") as kept_w, \
-                pq.ParquetWriter(copy_path, COPY_SCHEMA, compression="zstd") as copy_w, \
-                open(tok_path, "wb") as tok_f:
-            for batch in batches:
-                if batch.num_rows == 0:
-                    continue
-                enc = encode_batch(batch.drop_columns(["_h_shard", "_h_key"]) if hasattr(batch, "drop_columns")
-                                   else pa.RecordBatch.from_arrays(
-                                       [batch.column(n) for n in batch.schema.names if not n.startswith("_h_")],
-                                       names=[n for n in batch.schema.names if not n.startswith("_h_")]),
-                                   model_path, append_eos=append_eos, num_threads=threads, batch_docs=batch_docs)
-                kept_w.write_batch(pa.RecordBatch.from_arrays(
-                    [enc.column(f.name).cast(f.type) for f in KEPT_SCHEMA], schema=KEPT_SCHEMA))
-                ids = enc.column("input_ids")
-                offs = ids.offsets.to_numpy().astype(np.int64)
-                values = ids.values.to_numpy()
-                tok_f.write(values[offs[0]:offs[-1]].tobytes())
-                starts = offs[:-1] - offs[0] + offset
-                lengths = np.diff(offs)
-                offset += int(offs[-1] - offs[0])
-                # one row per copy: the copies' hashes were computed in Spark (list columns)
-                hs, hk = batch.column("_h_shard"), batch.column("_h_key")
-                n_copies = pc.list_value_length(hs).to_numpy(zero_copy_only=False).astype(np.int64)
-                if n_copies.sum():
-                    parent = np.repeat(np.arange(batch.num_rows), n_copies)
-                    first = np.repeat(np.cumsum(n_copies) - n_copies, n_copies)
-                    copy_no = (np.arange(len(parent)) - first).astype(np.int32)
-                    take = pa.array(parent)
-                    copy_w.write_batch(pa.RecordBatch.from_arrays([
-                        hs.flatten().cast(pa.int64()), hk.flatten().cast(pa.int64()),
-                        batch.column("doc_pos").take(take).cast(pa.int64()), pa.array(copy_no, pa.int32()),
-                        pa.array(np.full(len(parent), part, np.int32)), pa.array(starts[parent]),
-                        pa.array(lengths[parent]), enc.column("source").take(take), enc.column("lang").take(take)],
-                        schema=COPY_SCHEMA))
-                reps = np.maximum(batch.column("repeats").to_numpy(zero_copy_only=False), 0).astype(np.int64)
-                sources = enc.column("source").to_pylist()
-                langs = enc.column("lang").to_pylist()
-                n_chars = enc.column("n_chars").to_numpy()
-                n_bytes = enc.column("n_bytes").to_numpy()
-                for i in range(enc.num_rows):
-                    t = totals.setdefault((sources[i], langs[i]), [0, 0, 0, 0, 0])
-                    t[0] += 1
-                    t[1] += int(lengths[i]) * int(reps[i])
-                    t[2] += int(reps[i])
-                    t[3] += int(n_bytes[i])
-                    t[4] += int(n_chars[i])
-        kept_done()
-        tok_done()
-        copy_done()
-        yield pa.RecordBatch.from_pylist(
-            [{"source": s, "lang": lg, "docs": t[0], "tokens": t[1], "seqs": t[2], "bytes": t[3], "chars": t[4]}
-             for (s, lg), t in sorted(totals.items())], schema=ENCODE_STATS_SCHEMA)
+        attempt = TaskContext.get().taskAttemptId()
+        seed = opts["seed"]
+        use_repeats = opts["honour_repeats"] and "repeats" in plan.extras
+        totals = []
+        for unit in (plan.units[i] for i in unit_numbers):
+            part = unit.index
+            kept_path, kept_done = task_output(Path(kept_dir) / f"part-{part:05d}.zstd.parquet", attempt)
+            tok_path, tok_done = task_output(Path(tmp_dir) / "tokens" / f"part-{part:05d}.bin", attempt)
+            copy_path, copy_done = task_output(Path(tmp_dir) / "copies" / f"part-{part:05d}.parquet", attempt)
+            quarantine = QuarantineWriter(quarantine_dir, part, attempt)
+            offset = 0
+            with pq.ParquetWriter(kept_path, KEPT_SCHEMA, compression="zstd") as kept_w, \
+                    pq.ParquetWriter(copy_path, COPY_SCHEMA, compression="zstd") as copy_w, \
+                    open(tok_path, "wb") as tok_f:
+                for raw in read_unit(unit, plan):
+                    docs, refused = split_read_batch(raw, plan)
+                    quarantine.write(refused)
+                    n = docs.num_rows
+                    if n == 0:
+                        continue
+                    reps = (pc.fill_null(docs.column("repeats").cast(pa.int32()), 1) if use_repeats
+                            else pa.array(np.ones(n, np.int32)))
+                    doc = pa.RecordBatch.from_arrays(
+                        [docs.column("id"), pc.fill_null(docs.column("source"), "unknown"),
+                         pc.fill_null(docs.column("lang"), "unknown"), docs.column("url"), docs.column("doc_pos"),
+                         reps, docs.column("text")],
+                        names=["id", "source", "lang", "url", "doc_pos", "repeats", "text"])
+                    enc = encode_batch(doc, model_path, append_eos=opts["append_eos"],
+                                       num_threads=opts["encode_threads"], batch_docs=opts["batch_docs"])
+                    kept_w.write_batch(pa.RecordBatch.from_arrays(
+                        [enc.column(f.name).cast(f.type) for f in KEPT_SCHEMA], schema=KEPT_SCHEMA))
+                    ids = enc.column("input_ids")
+                    offs = ids.offsets.to_numpy().astype(np.int64)
+                    tok_f.write(ids.values.to_numpy()[offs[0]:offs[-1]].tobytes())
+                    starts = offs[:-1] - offs[0] + offset
+                    lengths = np.diff(offs)
+                    offset += int(offs[-1] - offs[0])
+                    # one row per copy (repeats = k: k copies, each placed by its own hashes)
+                    n_copies = np.maximum(reps.to_numpy(zero_copy_only=False), 0).astype(np.int64)
+                    parent = np.repeat(np.arange(n), n_copies)
+                    if len(parent):
+                        copy_no = np.arange(len(parent)) - np.repeat(np.cumsum(n_copies) - n_copies, n_copies)
+                        pos = docs.column("doc_pos").to_numpy()[parent]
+                        take = pa.array(parent)
+                        copy_w.write_batch(pa.RecordBatch.from_arrays([
+                            pa.array(copy_hash(seed, _SHARD_TAG, pos, copy_no)),
+                            pa.array(copy_hash(seed, _ORDER_TAG, pos, copy_no) if opts["shuffle"] else pos),
+                            pa.array(pos), pa.array(copy_no.astype(np.int32)),
+                            pa.array(np.full(len(parent), part, np.int32)), pa.array(starts[parent]),
+                            pa.array(lengths[parent]), enc.column("source").take(take),
+                            enc.column("lang").take(take)], schema=COPY_SCHEMA))
+                    totals.append(pa.table({
+                        "source": enc.column("source"), "lang": enc.column("lang"),
+                        "tokens": pa.array(lengths * n_copies), "seqs": pa.array(n_copies),
+                        "bytes": enc.column("n_bytes"), "chars": enc.column("n_chars")}))
+            quarantine.close()
+            kept_done()
+            tok_done()
+            copy_done()
+        if totals:
+            t = pa.concat_tables(totals).group_by(["source", "lang"]).aggregate(
+                [("tokens", "count"), ("tokens", "sum"), ("seqs", "sum"), ("bytes", "sum"), ("chars", "sum")])
+            t = t.rename_columns(["source", "lang", "docs", "tokens", "seqs", "bytes", "chars"])
+            yield from t.to_pylist()
     return run
 
 
-def shard_writer_from_buffers(out_dir: str, tokens_dir: str):
-    """mapInArrow function over copy rows sorted by (shard, key, doc_pos, copy): one .bin/.idx pair
-    per shard, each document's ids read from the encoding tasks' token buffers."""
-    def run(batches):
+def copies_by_shard(copies_dir: str, n_shards: int):
+    """mapPartitions function over unit numbers: each unit's copy rows split by shard
+    (h_shard mod n_shards), yielded as (shard, Arrow IPC bytes): Spark shuffles opaque blobs, one
+    per (unit, shard), never a row at a time."""
+    def run(unit_numbers):
+        import numpy as np
+        import pyarrow.parquet as pq
+
+        for i in unit_numbers:
+            t = pq.read_table(Path(copies_dir) / f"part-{i:05d}.parquet")
+            if t.num_rows == 0:
+                continue
+            shard = np.mod(t.column("h_shard").to_numpy(), n_shards)
+            order = np.argsort(shard, kind="stable")
+            t, shard = t.take(pa.array(order)), shard[order]
+            cuts = np.flatnonzero(np.diff(shard)) + 1
+            for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(shard)]):
+                sink = pa.BufferOutputStream()
+                with pa.ipc.new_stream(sink, t.schema) as w:
+                    w.write_table(t.slice(lo, hi - lo))
+                yield int(shard[lo]), sink.getvalue().to_pybytes()
+    return run
+
+
+def shard_writer(out_dir: str, tokens_dir: str):
+    """mapPartitions function over one shard's (shard, IPC bytes) blobs: its copies sorted by
+    (key, doc_pos, copy) -> one .bin/.idx pair, each document's ids read from the encoding tasks'
+    token buffers; yields the shard's manifest entry."""
+    def run(pairs):
         import numpy as np
 
         from pipeline.indexed_dataset import IndexedDatasetWriter
         from tokenizer_training.shards import shard_entry, shard_name
 
+        pairs = list(pairs)
+        if not pairs:
+            return
+        shard_ids = {s for s, _ in pairs}
+        if len(shard_ids) != 1:
+            raise RuntimeError(f"one shard per task expected, got {sorted(shard_ids)}")
+        shard = shard_ids.pop()
+        t = pa.concat_tables([pa.ipc.open_stream(blob).read_all() for _, blob in pairs])
+        t = t.sort_by([("key", "ascending"), ("doc_pos", "ascending"), ("copy", "ascending")])
         buffers: dict = {}
-
-        def buffer(part):
-            b = buffers.get(part)
-            if b is None:
-                path = Path(tokens_dir) / f"part-{part:05d}.bin"
-                b = (np.memmap(path, dtype=np.int32, mode="r") if path.stat().st_size
-                     else np.zeros(0, np.int32))
-                buffers[part] = b
-            return b
-
-        state = {"shard": None, "writer": None, "docs": 0, "tokens": 0, "src": {}, "lang": {}}
-
-        def close():
-            if state["writer"] is None:
-                return None
-            state["writer"].close()
-            e = shard_entry(Path(out_dir) / shard_name(state["shard"]), state["shard"], state["docs"],
-                            state["tokens"], state["src"], state["lang"])
-            state.update(writer=None, docs=0, tokens=0, src={}, lang={})
-            return {"shard": e["shard"], "entry": json.dumps(e)}
-
-        done = []
-        for batch in batches:
-            shards = batch.column("shard").to_numpy()
-            parts = batch.column("part").to_numpy()
-            offsets = batch.column("offset").to_numpy()
-            lengths = batch.column("length").to_numpy()
-            sources = batch.column("source").to_pylist()
-            langs = batch.column("lang").to_pylist()
-            for i in range(batch.num_rows):
-                s = int(shards[i])
-                if s != state["shard"]:
-                    e = close()
-                    if e:
-                        done.append(e)
-                    state["shard"] = s
-                    state["writer"] = IndexedDatasetWriter(Path(out_dir) / shard_name(s), dtype=np.int32)
-                o, n = int(offsets[i]), int(lengths[i])
-                state["writer"].add_document(np.asarray(buffer(int(parts[i]))[o:o + n]))
-                state["docs"] += 1
-                state["tokens"] += n
-                src, lg = str(sources[i]), str(langs[i])
-                state["src"][src] = state["src"].get(src, 0) + n
-                state["lang"][lg] = state["lang"].get(lg, 0) + n
-            if done:
-                yield pa.RecordBatch.from_pylist(done, schema=SHARD_ENTRY_SCHEMA)
-                done = []
-        e = close()
-        if e:
-            yield pa.RecordBatch.from_pylist([e], schema=SHARD_ENTRY_SCHEMA)
+        parts, offsets, lengths = (t.column(c).to_numpy() for c in ("part", "offset", "length"))
+        by_src: dict = {}
+        by_lang: dict = {}
+        for src, lg, n in zip(t.column("source").to_pylist(), t.column("lang").to_pylist(), lengths.tolist()):
+            by_src[src] = by_src.get(src, 0) + n
+            by_lang[lg] = by_lang.get(lg, 0) + n
+        prefix = Path(out_dir) / shard_name(shard)
+        with IndexedDatasetWriter(prefix, dtype=np.int32) as w:
+            for part, o, n in zip(parts.tolist(), offsets.tolist(), lengths.tolist()):
+                buf = buffers.get(part)
+                if buf is None:
+                    path = Path(tokens_dir) / f"part-{part:05d}.bin"
+                    buf = np.memmap(path, dtype=np.int32, mode="r") if path.stat().st_size else np.zeros(0, np.int32)
+                    buffers[part] = buf
+                w.add_document(np.asarray(buf[o:o + n]))
+        yield json.dumps(shard_entry(prefix, shard, t.num_rows, int(lengths.sum()), by_src, by_lang))
     return run
 
 
@@ -442,7 +462,7 @@ class TokenizeStage(Stage):
     name = "tokenize"
     config_class = TokenizeConfig
     description = "encode documents with the SentencePiece model into Megatron .bin/.idx + parquet token shards"
-    supplies_input_counts = True  # the encoding pass counts the documents and characters it reads
+    reads_units = True  # streams: reads, encodes and writes in its own tasks (run_units)
     cli_options = (
         CliOption("--tokenizer", "tokenizer", "tokenizer.model (or a train-tokenizer output directory)"),
         CliOption("--shard-size-tokens", "shard_size_tokens", "target tokens per .bin/.idx shard"),
@@ -462,9 +482,7 @@ class TokenizeStage(Stage):
         except (FileNotFoundError, OSError, ValueError):
             return {}
 
-    def run(self, ctx, docs) -> StageOutput:
-        from pyspark.sql import functions as F
-        from pyspark.sql.pandas.types import from_arrow_schema
+    def run_units(self, ctx, plan) -> StageOutput:
 
         from tokenizer_training.encode import file_sha256, load_model, resolve_model_path
 
@@ -485,40 +503,28 @@ class TokenizeStage(Stage):
         model_sha = file_sha256(model_path)
         if not ctx.spark.sparkContext.master.startswith("local"):
             ctx.spark.sparkContext.addFile(model_path)
-
-        has_repeats = cfg.honour_repeats and "repeats" in docs.columns
-        rep_col = (F.coalesce(F.col("repeats").cast("int"), F.lit(1)) if has_repeats else F.lit(1)).alias("repeats")
-        url_col = F.col("url") if "url" in docs.columns else F.lit(None).cast("string").alias("url")
+        if len(plan.units) < ctx.spark.sparkContext.defaultParallelism:
+            ctx.log(f"note: the input has {len(plan.units)} read unit(s) for "
+                    f"{ctx.spark.sparkContext.defaultParallelism} cores; split it into more files "
+                    "(or lower read.unit_bytes) to use them all")
         seed = int(cfg.seed)
-        # One pass over the text: documents are hash-partitioned on doc_pos into a number of parts
-        # that depends only on the config and the input size (the runner's kept/ layout: same hash,
-        # sorted by doc_pos), and each encoding task writes its kept/ parquet file, its token
-        # buffer and one row per shard sequence (copy) with that copy's seeded shard and order
-        # hashes. The .bin/.idx shards are then written from the token buffers: only the small
-        # per-copy rows are shuffled, never the token arrays.
-        n_parts = (cfg.encode_partitions if cfg.encode_partitions > 0
-                   else max(ctx.output_files, ctx.inputs.total_bytes // (64 << 20) + 1))
-        src = docs.select("id", F.coalesce("source", F.lit("unknown")).alias("source"),
-                          F.coalesce("lang", F.lit("unknown")).alias("lang"), url_col, "doc_pos", rep_col, "text")
-        copies = F.when(F.col("repeats") > 0, F.sequence(F.lit(0), F.col("repeats") - 1)).otherwise(
-            F.array().cast("array<int>"))
-        src = src.withColumn("_h_shard", F.transform(
-            copies, lambda c: F.xxhash64(F.lit(seed), F.lit("shard"), F.col("doc_pos"), c)))
-        src = src.withColumn("_h_key", F.transform(
-            copies, lambda c: (F.xxhash64(F.lit(seed), F.lit("order"), F.col("doc_pos"), c) if cfg.shuffle
-                               else F.col("doc_pos"))))
+        # One pass, without the JVM on the data path: each task reads one unit of the input with
+        # the pipeline's reader, encodes it and writes its kept/ parquet file, its token buffer and
+        # one row per shard sequence (copy) with that copy's seeded shard and order hashes. The
+        # .bin/.idx shards are then written from the token buffers: only the small per-copy rows
+        # are shuffled, never the token arrays.
         kept_dir = ctx.work_dir / "kept"
         tmp_dir = ctx.work_dir / "_tokenize_tmp"
         for d in (kept_dir, tmp_dir / "tokens", tmp_dir / "copies"):
             d.mkdir(parents=True)
+        opts = {"seed": seed, "shuffle": cfg.shuffle, "honour_repeats": cfg.honour_repeats,
+                "append_eos": cfg.append_eos, "encode_threads": cfg.encode_threads, "batch_docs": cfg.batch_docs}
         with ctx.timed("encode"):
-            groups = (src.repartition(int(n_parts), "doc_pos").sortWithinPartitions("doc_pos")
-                      .mapInArrow(encode_writer(model_path, cfg.append_eos, cfg.encode_threads, cfg.batch_docs,
-                                                str(kept_dir), str(tmp_dir)),
-                                  from_arrow_schema(ENCODE_STATS_SCHEMA))
-                      .groupBy("source", "lang").agg(*[F.sum(k).alias(k) for k in
-                                                       ("docs", "tokens", "seqs", "bytes", "chars")])
-                      .collect())
+            n_units = max(1, len(plan.units))
+            groups = (ctx.spark.sparkContext.parallelize([u.index for u in plan.units], n_units)
+                      .mapPartitions(encode_writer(plan, model_path, opts, str(kept_dir), str(tmp_dir),
+                                                   str(ctx.work_dir / "quarantine")))
+                      .collect())  # a few (source, lang) totals per task: summed here, no shuffle
         tot = {k: sum(int(r[k] or 0) for r in groups) for k in ("docs", "tokens", "seqs", "bytes", "chars")}
         docs_by_source, docs_by_lang = {}, {}
         for r in groups:
@@ -529,17 +535,17 @@ class TokenizeStage(Stage):
         ctx.log(f"encoded {int(tot['docs']):,} documents ({int(tot['bytes']) / 1e6:.1f} MB): "
                 f"{total_tokens:,} tokens in {n_seqs:,} sequences -> {n_shards} shard(s)")
 
-        occ = ctx.spark.read.schema(from_arrow_schema(COPY_SCHEMA)).parquet(str(tmp_dir / "copies"))
-        occ = occ.withColumn("shard", F.pmod(F.col("h_shard"), F.lit(n_shards)))
         shard_dir = ctx.work_dir / "shards"
         shard_dir.mkdir()
         with ctx.timed("shards"):
-            rows = (occ.repartition(n_shards, "shard").sortWithinPartitions("shard", "key", "doc_pos", "copy")
-                    .select("shard", "part", "offset", "length", "source", "lang")
-                    .mapInArrow(shard_writer_from_buffers(str(shard_dir), str(tmp_dir / "tokens")),
-                                "shard long, entry string").collect())
+            # Only the small per-copy rows move (as Arrow blobs per unit and shard), never tokens.
+            rows = (ctx.spark.sparkContext.parallelize([u.index for u in plan.units], n_units)
+                    .mapPartitions(copies_by_shard(str(tmp_dir / "copies"), n_shards))
+                    .partitionBy(n_shards, lambda shard: shard)
+                    .mapPartitions(shard_writer(str(shard_dir), str(tmp_dir / "tokens")))
+                    .collect())
         shutil.rmtree(tmp_dir)
-        entries = sorted((json.loads(r["entry"]) for r in rows), key=lambda e: e["shard"])
+        entries = sorted((json.loads(r) for r in rows), key=lambda e: e["shard"])
         if sum(e["tokens"] for e in entries) != total_tokens:
             raise RuntimeError("tokenize: the shards do not hold every token; output not published")
         manifest = {
