@@ -483,7 +483,6 @@ class TokenizeStage(Stage):
             return {}
 
     def run_units(self, ctx, plan) -> StageOutput:
-
         from tokenizer_training.encode import file_sha256, load_model, resolve_model_path
 
         cfg = ctx.config
