@@ -502,7 +502,7 @@ class TokenizeStage(Stage):
         model_sha = file_sha256(model_path)
         if not ctx.spark.sparkContext.master.startswith("local"):
             ctx.spark.sparkContext.addFile(model_path)
-        if len(plan.units) < ctx.spark.sparkContext.defaultParallelism:
+        if len(plan.units) < ctx.spark.sparkContext.defaultParallelism and ctx.inputs.total_bytes > 64 << 20:
             ctx.log(f"note: the input has {len(plan.units)} read unit(s) for "
                     f"{ctx.spark.sparkContext.defaultParallelism} cores; split it into more files "
                     "(or lower read.unit_bytes) to use them all")
