@@ -313,11 +313,12 @@ def main() -> int:
     result = {
         "model": str(args.model), "input_mb": round(nbytes / 1e6, 2), "documents": len(docs), "cores": args.cores,
         "startup_and_warmup_s_excluded": round(startup, 2),
-        "stage_mb_per_s_per_core_wall_median": statistics.median(r["stage"]["mb_per_s_per_core_wall"] for r in rounds),
-        "stage_mb_per_cpu_s_median": statistics.median(r["stage"]["mb_per_s_per_core_cpu"] for r in rounds),
+        "stage_mb_per_s_per_core_wall_median": round(statistics.median(r["stage"]["mb_per_s_per_core_wall"]
+                                                                        for r in rounds), 3),
+        "stage_mb_per_cpu_s_median": round(statistics.median(r["stage"]["mb_per_s_per_core_cpu"] for r in rounds), 3),
         "peak_rss_mb_process_tree_max": max(r["stage"]["peak_rss_mb_process_tree"] for r in rounds),
-        "bare_1_process_mb_per_s_median": statistics.median(b["mb_per_s_per_core_wall"] for b in bare_runs),
-        f"{par}_mb_per_s_per_core_median": statistics.median(b["mb_per_s_per_core_wall"] for b in par_runs),
+        "bare_1_process_mb_per_s_median": round(statistics.median(b["mb_per_s_per_core_wall"] for b in bare_runs), 3),
+        f"{par}_mb_per_s_per_core_median": round(statistics.median(b["mb_per_s_per_core_wall"] for b in par_runs), 3),
         # the stage's N encoders against N bare loops running at once: same cores, same contention
         "ratio_wall_median": med(par, "ratio_wall"), "ratio_cpu_median": med(par, "ratio_cpu"),
         "ratio_wall_median_vs_1_process": med("bare_1_process", "ratio_wall"),
