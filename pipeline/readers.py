@@ -384,6 +384,25 @@ def _as_string_column(col: pa.Array) -> pa.Array:
                          for v in col.to_pylist()], pa.string())
 
 
+def _bytes_as_text(value):
+    if isinstance(value, bytes):  # invalid UTF-8 stays byte for byte in the preview
+        return value.decode("utf-8", "surrogateescape")
+    return str(value)
+
+
+def _row_previews(rows: pa.RecordBatch) -> list:
+    """Each row as JSON bytes for the quarantine's `raw`; string columns are read as bytes, so a
+    row with invalid UTF-8 keeps its original bytes."""
+    as_bytes = pa.RecordBatch.from_arrays(
+        [c.cast(pa.binary()) if (pa.types.is_string(c.type) or pa.types.is_large_string(c.type)) else c
+         for c in rows.columns], names=rows.schema.names)
+    try:
+        return [json.dumps(r, ensure_ascii=False, default=_bytes_as_text).encode("utf-8", "surrogateescape")
+                for r in as_bytes.to_pylist()]
+    except (UnicodeDecodeError, ValueError) as exc:  # invalid UTF-8 inside a nested column
+        return [f"(row not renderable: {exc})".encode() for _ in range(rows.num_rows)]
+
+
 def _parquet_batch(batch: pa.RecordBatch, unit: ReadUnit, first_row: int, plan: ReadPlan) -> pa.RecordBatch:
     """One parquet batch -> the read schema: document columns normalised as for JSONL (id defaults
     to `file:row`, source to the file's stem), extras cast to the plan's types, bad rows refused."""
@@ -419,15 +438,14 @@ def _parquet_batch(batch: pa.RecordBatch, unit: ReadUnit, first_row: int, plan: 
     bad = [i for i, r in enumerate(reasons) if r is not None]
     if bad:
         visible = [c for c in batch.schema.names if not c.startswith("_")]
-        sub = batch.select(visible).take(pa.array(bad)).to_pylist()
-        for i, row in zip(bad, sub):
-            raw = json.dumps(row, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
-            text = row.get("text")
+        sub = batch.select(visible).take(pa.array(bad))
+        for i, raw in zip(bad, _row_previews(sub)):
             q["_q_reason"][i] = q["_q_error"][i] = reasons[i]
             q["_q_raw"][i] = raw[:preview]
             q["_q_truncated"][i] = len(raw) > preview
             q["_q_bytes"][i] = len(raw)
-            q["_q_chars"][i] = len(text) if reasons[i] == S.TEXT_TOO_LARGE and isinstance(text, str) else 0
+            q["_q_chars"][i] = (pc.utf8_length(batch.column("text")[i]).as_py()
+                                if reasons[i] == S.TEXT_TOO_LARGE else 0)
     for k, v in q.items():
         cols[k] = pa.array(v, plan.schema.field(k).type)
     cols["_file"] = pa.array([unit.rel] * n, pa.string())

@@ -121,6 +121,42 @@ def test_parquet_input_and_truncated_parquet(tmp_path, spark):
         read_documents(spark, resolve_input(str(tmp_path / "in")), profile(tmp_path).read)
 
 
+def test_parquet_types_and_row_groups(tmp_path, spark):
+    """Parquet read by our own reader: ids of any type become strings, extra columns of types
+    Spark has no exact match for are widened, files without a column get nulls, invalid UTF-8 and
+    a non-string text are quarantined, and units split at row groups keep row numbers."""
+    (tmp_path / "in").mkdir()
+    bad_utf8 = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(b"\x00\x00\x00\x00\x04\x00\x00\x00"),
+                                                       pa.py_buffer(b"ab\xff!")])
+    texts = pa.concat_arrays([pa.array([f"document number {i}" for i in range(6)]), bad_utf8])
+    pq.write_table(pa.table({"id": pa.array(range(7), pa.int64()), "text": texts,
+                             "n": pa.array(range(7), pa.uint32()),
+                             "tag": pa.array(["a", "b"] * 3 + ["a"]).dictionary_encode(),
+                             "note": pa.array(["x"] * 7, pa.large_string())}),
+                   tmp_path / "in" / "a.parquet", row_group_size=3)
+    pq.write_table(pa.table({"text": pa.array([1, 2], pa.int64())}), tmp_path / "in" / "b.parquet")
+    pq.write_table(pa.table({"text": ["y" * 300]}), tmp_path / "in" / "c.parquet")
+    settings = profile(tmp_path, unit_bytes=1, max_text_bytes=200, quarantine_preview_bytes=100).read
+    from pipeline.readers import plan_read
+
+    plan = plan_read(resolve_input(str(tmp_path / "in")), settings)
+    assert [(u.rel, u.row_groups, u.first_row) for u in plan.units] == [
+        ("a.parquet", (0,), 0), ("a.parquet", (1,), 3), ("a.parquet", (2,), 6), ("b.parquet", (0,), 0),
+        ("c.parquet", (0,), 0)]
+    res = read_documents(spark, resolve_input(str(tmp_path / "in")), settings)
+    rows = sorted(res.docs.collect(), key=lambda r: r["doc_pos"])
+    assert [r["id"] for r in rows] == [str(i) for i in range(6)]
+    assert [r["n"] for r in rows] == list(range(6)) and rows[0]["tag"] == "a" and rows[0]["note"] == "x"
+    assert [r["doc_pos"] & 0xFFFFFFFF for r in rows] == list(range(6))
+    assert rows[0]["source"] == "a"
+    q = sorted(res.quarantine.collect(), key=lambda r: (r["file"], r["record"]))
+    assert [(r["file"], r["record"], r["reason"]) for r in q] == [
+        ("a.parquet", 6, "invalid_utf8"), ("b.parquet", 0, "text_not_string"), ("b.parquet", 1, "text_not_string"),
+        ("c.parquet", 0, "text_too_large")]
+    assert b"ab\xff!" in q[0]["raw"]  # the original bytes, not a replacement character
+    assert q[3]["n_chars"] == 300 and q[3]["raw_truncated"] and len(q[3]["raw"]) == 100
+
+
 def test_user_mistakes_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="input not found"):
         resolve_input(str(tmp_path / "nope"))
