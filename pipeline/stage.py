@@ -313,10 +313,7 @@ def run_stage(stage: Stage, profile: Profile, input_spec: str, output: str, *, s
             raise RuntimeError(f"stage {stage.name} reads units but returned no input_counts")
         d = result.input_counts
         q_stats = _quarantine_stats(work / "quarantine", plan.bad_files)
-        unreadable = q_stats.pop("_unreadable")
-        if unreadable and not profile.read.skip_bad_files:
-            shutil.rmtree(work, ignore_errors=True)
-            raise BadInputFiles(unreadable)
+        _fail_on_bad_files(q_stats.pop("_unreadable"), profile.read, work)  # e.g. a corrupt gzip
         n_q, c_q = q_stats["docs"], q_stats["chars"]
         ctx.log(f"read {int(d['docs']) + n_q:,} records ({n_q:,} quarantined)")
     else:

@@ -106,6 +106,38 @@ def test_corrupt_gzip_fails_clearly_unless_skipped(tmp_path, spark):
     assert m["counts"]["kept"]["docs"] > 2 and m["counts"]["reconciled"]
 
 
+def test_streaming_stage_bad_files_like_any_stage(tmp_path, spark):
+    """A streaming stage (tokenize reads its own units) fails on a corrupt gzip or a truncated
+    parquet file, or with --skip-bad-files quarantines them as unreadable_file and reconciles."""
+    from tokenizer_training.settings import TrainerSettings
+    from tokenizer_training.stage import TOKENIZE_STAGE
+    from tokenizer_training.train import train_sentencepiece, write_sentence_file
+
+    lines = [f"sample line {i} with words and digits {i * 7}" for i in range(400)]
+    write_sentence_file(lines, tmp_path / "s.txt", 4192)
+    model = train_sentencepiece([str(tmp_path / "s.txt")], tmp_path / "m",
+                                TrainerSettings(vocab_size=340, min_last_merge_frequency=0)).model_file
+    _corrupt_gzip(tmp_path / "in" / "broken.jsonl.gz")
+    write_jsonl(tmp_path / "in" / "ok.jsonl", GOOD)
+    pq.write_table(pa.table({"text": ["a parquet document"] * 50}), tmp_path / "in" / "p.parquet")
+    data = (tmp_path / "in" / "p.parquet").read_bytes()
+    (tmp_path / "in" / "t.parquet").write_bytes(data[: len(data) // 2])
+    prof = [f"tokenize.tokenizer={model}"]
+    with pytest.raises(BadInputFiles, match="t.parquet"):
+        run_stage(TOKENIZE_STAGE, load_profile(None, prof), str(tmp_path / "in"), str(tmp_path / "out"), spark=spark)
+    (tmp_path / "in" / "t.parquet").unlink()
+    with pytest.raises(BadInputFiles, match="broken.jsonl.gz"):
+        run_stage(TOKENIZE_STAGE, load_profile(None, prof), str(tmp_path / "in"), str(tmp_path / "out"), spark=spark)
+    assert not (tmp_path / "out").exists() and not (tmp_path / ".out.incomplete").exists()
+    (tmp_path / "in" / "t.parquet").write_bytes(data[: len(data) // 2])
+    m = run_stage(TOKENIZE_STAGE, load_profile(None, [*prof, "read.skip_bad_files=true"]), str(tmp_path / "in"),
+                  str(tmp_path / "out"), spark=spark)
+    q = m["counts"]["quarantined"]["by_reason"]
+    assert q["unreadable_file"]["docs"] == 2 and m["counts"]["reconciled"]
+    assert {r["file"] for r in m["bad_files"]} == {"t.parquet"}
+    assert m["counts"]["kept"]["docs"] > 2 + 50  # records before the gzip damage, ok.jsonl, p.parquet
+
+
 def test_parquet_input_and_truncated_parquet(tmp_path, spark):
     (tmp_path / "in").mkdir()
     pq.write_table(pa.table({"text": ["First parquet document here.", "Second one, different.", None, "\u3000 \n"],
