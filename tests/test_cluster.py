@@ -1,5 +1,6 @@
 """A real standalone cluster (master + one worker on 127.0.0.1, both shipped with pyspark):
-exact-dedup through spark-submit gives the same output as local mode."""
+exact-dedup (a Spark-path stage) and tokenize (a streaming stage) through spark-submit give the
+same output as local mode."""
 import os
 import signal
 import socket
@@ -15,6 +16,9 @@ from conftest import REPO, write_jsonl
 from pipeline.config import load_profile
 from pipeline.stage import run_stage
 from dedup.exact import STAGE as EXACT
+from tokenizer_training.settings import TrainerSettings
+from tokenizer_training.stage import TOKENIZE_STAGE
+from tokenizer_training.train import train_sentencepiece, write_sentence_file
 
 SPARK_HOME = Path(pyspark.__file__).parent
 
@@ -43,6 +47,11 @@ def test_standalone_cluster_matches_local(tmp_path, spark):
     write_jsonl(tmp_path / "in" / "a.jsonl", docs)
     overrides = ["write.files_per_output=2"]
     run_stage(EXACT, load_profile(None, overrides), str(tmp_path / "in"), str(tmp_path / "local"), spark=spark)
+    write_sentence_file([d["text"] for d in docs], tmp_path / "s.txt", 4192)
+    model = train_sentencepiece([str(tmp_path / "s.txt")], tmp_path / "m",
+                                TrainerSettings(vocab_size=400, min_last_merge_frequency=0)).model_file
+    run_stage(TOKENIZE_STAGE, load_profile(None, [f"tokenize.tokenizer={model}", "tokenize.shard_size_tokens=500"]),
+              str(tmp_path / "local"), str(tmp_path / "tok_local"), spark=spark)
 
     env = dict(os.environ, SPARK_HOME=str(SPARK_HOME), SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable,
                SPARK_LOG_DIR=str(tmp_path / "logs"), SPARK_WORKER_DIR=str(tmp_path / "work"))
@@ -60,14 +69,18 @@ def test_standalone_cluster_matches_local(tmp_path, spark):
             [spark_class, "org.apache.spark.deploy.worker.Worker", master_url, "--host", "127.0.0.1",
              "--cores", "2", "--memory", "2g", "--webui-port", str(free_port()), "--work-dir", str(tmp_path / "work")],
             env=env, stdout=open(tmp_path / "worker.log", "w"), stderr=subprocess.STDOUT, start_new_session=True))
-        r = subprocess.run(
-            [str(SPARK_HOME / "bin" / "spark-submit"), "--master", master_url, "--driver-memory", "1g",
-             "--executor-memory", "1g", "--conf", f"spark.pyspark.python={sys.executable}",
-             "--conf", "spark.sql.shuffle.partitions=4",
-             str(REPO / "jobs" / "exact_dedup.py"), "--input", str(tmp_path / "in"),
-             "--output", str(tmp_path / "cluster"), *sum((["--set", o] for o in overrides), [])],
-            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        def submit(job, *args):
+            r = subprocess.run(
+                [str(SPARK_HOME / "bin" / "spark-submit"), "--master", master_url, "--driver-memory", "1g",
+                 "--executor-memory", "1g", "--conf", f"spark.pyspark.python={sys.executable}",
+                 "--conf", "spark.sql.shuffle.partitions=4", str(REPO / "jobs" / job), *args],
+                env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+            assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+        submit("exact_dedup.py", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "cluster"),
+               *sum((["--set", o] for o in overrides), []))
+        submit("tokenize_shards.py", "--input", str(tmp_path / "cluster"), "--output", str(tmp_path / "tok_cluster"),
+               "--tokenizer", model, "--set", "tokenize.shard_size_tokens=500")
     finally:
         for p in procs:
             os.killpg(p.pid, signal.SIGTERM)
@@ -87,3 +100,16 @@ def test_standalone_cluster_matches_local(tmp_path, spark):
         assert len(a) == len(b) > 0
         for fa, fb in zip(a, b):
             assert pq.read_table(fa).equals(pq.read_table(fb)), sub
+    tok = json.loads((tmp_path / "tok_cluster" / "_manifest.json").read_text())
+    assert tok["spark"]["master"] == master_url and tok["stats"]["shard_count"] >= 2
+    for sub in ("kept", "quarantine"):
+        a = sorted((tmp_path / "tok_local" / sub).glob("*.parquet"))
+        b = sorted((tmp_path / "tok_cluster" / sub).glob("*.parquet"))
+        assert [f.name for f in a] == [f.name for f in b] and a
+        for fa, fb in zip(a, b):
+            assert pq.read_table(fa).equals(pq.read_table(fb)), sub
+    shard_files = sorted(f.name for f in (tmp_path / "tok_local" / "shards").iterdir())
+    assert shard_files == sorted(f.name for f in (tmp_path / "tok_cluster" / "shards").iterdir())
+    for name in shard_files:  # .bin/.idx byte for byte, and the shards' manifest
+        assert (tmp_path / "tok_local" / "shards" / name).read_bytes() == \
+            (tmp_path / "tok_cluster" / "shards" / name).read_bytes(), name
