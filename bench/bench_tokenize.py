@@ -68,13 +68,16 @@ def build_input(corpora: Path, mb: float, out_dir: Path, n_files: int = 8) -> li
     return docs
 
 
+def encode_all(sp, texts: list[str]) -> int:
+    """The bare loop itself: `sp.encode(text)` per document; returns the token count."""
+    return sum(len(sp.encode(t)) for t in texts)
+
+
 def bare_loop(sp, texts: list[str]) -> dict:
     """`sp.encode(text)` for every document, one Python process, one thread."""
     nbytes = sum(len(t.encode("utf-8")) for t in texts)
     c0, t0 = time.process_time(), time.perf_counter()
-    ntok = 0
-    for t in texts:
-        ntok += len(sp.encode(t))
+    ntok = encode_all(sp, texts)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"bytes": nbytes, "tokens": ntok, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
             "mb_per_s_per_core_wall": round(nbytes / 1e6 / wall, 3),
@@ -87,8 +90,7 @@ def _encode_share(args):
 
     sp = spm.SentencePieceProcessor(model_file=model)
     c0 = time.process_time()
-    for t in texts:
-        sp.encode(t)
+    encode_all(sp, texts)
     return time.process_time() - c0
 
 
@@ -214,7 +216,6 @@ def run_stage_measured(stage, prof, inp: Path, out: Path, spark, nbytes: int, co
     from pipeline.stage import run_stage
 
     phases = instrument_phases()
-    phases.clear()
     with TreeMonitor(exclude=exclude) as mon:
         t0 = time.perf_counter()
         manifest = run_stage(stage, prof, str(inp), str(out), spark=spark)

@@ -5,8 +5,8 @@ parquet columns) or the quarantine (QUARANTINE_SCHEMA, with the reason, file and
 
 Both formats are read by our own Python code on the executors, one task per read unit (a JSONL
 file, or a run of a parquet file's row groups; `plan_read`), into one Arrow schema. Stages get the
-documents as a Spark DataFrame (`read_documents`), or, for a stage that streams (`Stage.reads_units`,
-e.g. tokenize), read their units themselves inside their own tasks (`read_unit`, `split_read_batch`)
+documents as a Spark DataFrame (`read_documents`), or, for a stage that streams (one with
+`run_units`, e.g. tokenize), read their units themselves inside their own tasks (`read_unit`, `split_read_batch`)
 and skip the JVM on the data path altogether.
 """
 from __future__ import annotations
@@ -343,37 +343,39 @@ def plan_read(inputs: InputSet, settings: ReadSettings) -> ReadPlan:
     return ReadPlan(units, schema, extras, bad, cfg)
 
 
-def _text_reasons(batch: pa.RecordBatch, max_text: int) -> list:
-    """Per row: None for a usable text, else the quarantine reason (the JSONL reader's rules)."""
+def _invalid_utf8(text: pa.Array) -> pa.Array:
+    """Per row: does the string hold invalid UTF-8? (Validated for the whole batch first; only a
+    batch that fails is looked at row by row.)"""
+    try:
+        text.validate(full=True)
+        return pa.repeat(False, len(text))
+    except pa.ArrowInvalid:
+        bad = []
+        for v in text.cast(pa.binary()).to_pylist():
+            try:
+                bad.append(v is not None and v.decode("utf-8") is None)
+            except UnicodeDecodeError:
+                bad.append(True)
+        return pa.array(bad)
+
+
+def _text_reasons(batch: pa.RecordBatch, max_text: int) -> pa.Array:
+    """Per row: null for a usable text, else the quarantine reason (the JSONL reader's rules)."""
     import pyarrow.compute as pc
 
     n = batch.num_rows
     if "text" not in batch.schema.names:
-        return [S.MISSING_TEXT] * n
+        return pa.repeat(S.MISSING_TEXT, n)
     text = batch.column("text")
     if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
-        return [S.MISSING_TEXT if v is None else S.TEXT_NOT_STRING for v in text.is_null().to_pylist()]
-    try:
-        text.validate(full=True)
-        bad_utf8 = set()
-    except pa.ArrowInvalid:  # rare: find the rows one by one
-        bad_utf8 = set()
-        for i, v in enumerate(text.cast(pa.binary()).to_pylist()):
-            try:
-                v is None or v.decode("utf-8")
-            except UnicodeDecodeError:
-                bad_utf8.add(i)
-        text = pa.array([None if i in bad_utf8 else v for i, v in enumerate(text.cast(pa.binary()).to_pylist())],
-                        pa.binary()).cast(pa.string())
-    null = text.is_null().to_numpy(zero_copy_only=False)
-    too_large = pc.fill_null(pc.greater(pc.binary_length(text), max_text), False).to_numpy(zero_copy_only=False)
-    blank = pc.fill_null(pc.or_(pc.equal(pc.utf8_length(text), 0), pc.utf8_is_space(text)),
-                         False).to_numpy(zero_copy_only=False)
-    out = [None] * n
-    for i in (null | too_large | blank).nonzero()[0].tolist() + sorted(bad_utf8):
-        out[i] = (S.INVALID_UTF8 if i in bad_utf8 else S.MISSING_TEXT if null[i] else
-                  S.TEXT_TOO_LARGE if too_large[i] else S.EMPTY_TEXT)
-    return out
+        return pc.if_else(text.is_null(), S.MISSING_TEXT, S.TEXT_NOT_STRING)
+    bad_utf8 = _invalid_utf8(text)
+    text = pc.if_else(bad_utf8, pa.scalar(None, text.type), text)
+    conditions = [bad_utf8, text.is_null(), pc.greater(pc.binary_length(text), max_text),
+                  pc.or_(pc.equal(pc.utf8_length(text), 0), pc.utf8_is_space(text))]
+    return pc.case_when(pc.make_struct(*[pc.fill_null(c, False) for c in conditions],
+                                       field_names=["u", "n", "l", "e"]),
+                        S.INVALID_UTF8, S.MISSING_TEXT, S.TEXT_TOO_LARGE, S.EMPTY_TEXT)
 
 
 def _as_string_column(col: pa.Array) -> pa.Array:
@@ -411,45 +413,49 @@ def _parquet_batch(batch: pa.RecordBatch, unit: ReadUnit, first_row: int, plan: 
 
     n, names = batch.num_rows, set(batch.schema.names)
     preview = plan.settings["quarantine_preview_bytes"]
-    rows = np.arange(first_row, first_row + n, dtype=np.int64)
+    rows = pa.array(np.arange(first_row, first_row + n, dtype=np.int64))
     reasons = _text_reasons(batch, plan.settings["max_text_bytes"])
-    ok = pa.array([r is None for r in reasons])
+    ok = reasons.is_null()
 
     def opt_str(name):
         return _as_string_column(batch.column(name)) if name in names else pa.nulls(n, pa.string())
 
-    text_is_string = "text" in names and (pa.types.is_string(batch.schema.field("text").type)
-                                          or pa.types.is_large_string(batch.schema.field("text").type))
-    default_id = pa.array([f"{unit.rel}:{r}" for r in rows.tolist()], pa.string())
-    stem = Path(unit.rel).name.split(".")[0]
-    pos = pa.array((unit.file_index << S.FILE_POS_SHIFT) | rows, pa.int64())
+    text_type = batch.schema.field("text").type if "text" in names else None
+    text_is_string = text_type is not None and (pa.types.is_string(text_type) or pa.types.is_large_string(text_type))
+    rid = opt_str("id")
+    if rid.null_count:  # a missing id is `file:row`
+        rid = pc.coalesce(rid, pc.binary_join_element_wise(pa.scalar(f"{unit.rel}:"), rows.cast(pa.string()), ""))
+    pos = pc.bit_wise_or(rows, pa.scalar(unit.file_index << S.FILE_POS_SHIFT, pa.int64()))
     cols = {
-        "id": pc.coalesce(opt_str("id"), default_id),
+        "id": rid,
         "text": (pc.if_else(ok, batch.column("text").cast(pa.string()), pa.scalar(None, pa.string()))
                  if text_is_string else pa.nulls(n, pa.string())),
-        "source": pc.coalesce(opt_str("source"), pa.scalar(stem)),
+        "source": pc.coalesce(opt_str("source"), pa.scalar(Path(unit.rel).name.split(".")[0])),
         "lang": opt_str("lang"), "url": opt_str("url"), "meta": opt_str("meta"),
         "doc_pos": pc.coalesce(batch.column("doc_pos").cast(pa.int64()), pos) if "doc_pos" in names else pos,
     }
     for name in plan.extras:
         t = plan.schema.field(name).type
         cols[name] = batch.column(name).cast(t) if name in names else pa.nulls(n, t)
-    q = {k: [None] * n for k in ("_q_reason", "_q_error", "_q_raw", "_q_truncated", "_q_bytes", "_q_chars")}
-    bad = [i for i, r in enumerate(reasons) if r is not None]
-    if bad:
-        visible = [c for c in batch.schema.names if not c.startswith("_")]
-        sub = batch.select(visible).take(pa.array(bad))
+    q_names = ("_q_reason", "_q_error", "_q_raw", "_q_truncated", "_q_bytes", "_q_chars")
+    bad = pc.indices_nonzero(pc.invert(ok)).to_pylist()
+    if not bad:
+        for k in q_names:
+            cols[k] = pa.nulls(n, plan.schema.field(k).type)
+    else:  # rare: only refused rows are rendered, in Python
+        q = {k: [None] * n for k in q_names}
+        sub = batch.select([c for c in batch.schema.names if not c.startswith("_")]).take(pa.array(bad))
         for i, raw in zip(bad, _row_previews(sub)):
-            q["_q_reason"][i] = q["_q_error"][i] = reasons[i]
+            q["_q_reason"][i] = q["_q_error"][i] = reasons[i].as_py()
             q["_q_raw"][i] = raw[:preview]
             q["_q_truncated"][i] = len(raw) > preview
             q["_q_bytes"][i] = len(raw)
             q["_q_chars"][i] = (pc.utf8_length(batch.column("text")[i]).as_py()
-                                if reasons[i] == S.TEXT_TOO_LARGE else 0)
-    for k, v in q.items():
-        cols[k] = pa.array(v, plan.schema.field(k).type)
-    cols["_file"] = pa.array([unit.rel] * n, pa.string())
-    cols["_record"] = pa.array(rows, pa.int64())
+                                if q["_q_reason"][i] == S.TEXT_TOO_LARGE else 0)
+        for k, v in q.items():
+            cols[k] = pa.array(v, plan.schema.field(k).type)
+    cols["_file"] = pa.repeat(unit.rel, n)
+    cols["_record"] = rows
     return pa.RecordBatch.from_arrays([cols[f.name] for f in plan.schema], schema=plan.schema)
 
 
@@ -533,18 +539,24 @@ class ReadResult:
     cached: list  # DataFrames persisted while reading: unpersist when the stage is done
 
 
-def check_bad_files(plan: ReadPlan, settings: ReadSettings) -> None:
-    if plan.bad_files and not settings.skip_bad_files:
-        raise BadInputFiles(plan.bad_files)
+def check_bad_files(bad_files: list, settings: ReadSettings) -> None:
+    """Unreadable files [(rel, error)] fail the run unless read.skip_bad_files is set."""
+    if bad_files and not settings.skip_bad_files:
+        raise BadInputFiles(bad_files)
 
 
-def read_documents(spark, inputs: InputSet, settings: ReadSettings, plan: ReadPlan | None = None) -> ReadResult:
+def bad_file_records(bad_files: list) -> list:
+    """Quarantine rows (QUARANTINE_SCHEMA order) for files found unreadable before any task ran."""
+    return [(rel, 0, S.UNREADABLE_FILE, err, None, b"", False, 0, 0) for rel, err in bad_files]
+
+
+def read_documents(spark, inputs: InputSet, settings: ReadSettings) -> ReadResult:
     """The documents and quarantine of an input as Spark DataFrames (one task per unit reads)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    plan = plan or plan_read(inputs, settings)
-    check_bad_files(plan, settings)
+    plan = plan_read(inputs, settings)
+    check_bad_files(plan.bad_files, settings)
 
     def run(batches):
         for unit in units_of(batches, plan):
@@ -565,6 +577,6 @@ def read_documents(spark, inputs: InputSet, settings: ReadSettings, plan: ReadPl
         F.col("_q_chars").alias("n_chars"))
     if plan.bad_files:
         quarantine = quarantine.unionByName(spark.createDataFrame(
-            [(rel, 0, S.UNREADABLE_FILE, err, None, b"", False, 0, 0) for rel, err in plan.bad_files],
+            bad_file_records(plan.bad_files),
             _spark_schema(S.QUARANTINE_SCHEMA)))
     return ReadResult(docs, quarantine, plan.bad_files, [parsed])

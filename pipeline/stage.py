@@ -26,12 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import __version__
 from pipeline.config import Profile, as_dict, build, config_hash
 from pipeline.errors import BadInputFiles, UserError
-from pipeline.readers import InputSet, plan_read, read_documents, resolve_input
+from pipeline.readers import (InputSet, bad_file_records, check_bad_files, plan_read, read_documents,
+                              resolve_input)
 from pipeline.schema import QUARANTINE_SCHEMA, UNREADABLE_FILE
 
 MANIFEST = "_manifest.json"
@@ -62,8 +64,8 @@ class StageOutput:
     # work_dir/<name>/ in the contract's layout (deterministic hash partitioning on a stable key,
     # sorted inside each file); the runner does not write them again but counts them as usual.
     written: tuple = ()
-    # input_counts: {"docs", "chars"} of the documents the stage was given, computed by the stage in
-    # a pass it makes anyway (see Stage.supplies_input_counts); None: the runner counts them.
+    # input_counts: {"docs", "chars"} of the documents a streaming stage (run_units) read; the
+    # runner counts them itself for every other stage.
     input_counts: dict | None = None
 
 
@@ -73,15 +75,11 @@ class Stage:
     kind: ClassVar[str] = "filter"  # "filter": its kept/ feeds the next stage; "sink": it does not
     cli_options: ClassVar[tuple] = ()
     description: ClassVar[str] = ""
-    # True: the stage returns StageOutput.input_counts, so the runner skips its own counting pass
-    # over the input documents (the reconciliation still checks them against the written files).
-    supplies_input_counts: ClassVar[bool] = False
-    # True: a streaming stage. It reads its input itself, unit by unit inside its own Spark tasks
-    # (`run_units(ctx, plan)` with pipeline.readers.read_unit / split_read_batch; one task per
-    # read unit, so its outputs are laid out by the input, never by the cluster), writes kept/ and
-    # quarantine/ (QuarantineWriter) and returns input_counts. The runner then makes no pass
-    # over the input at all: the data never goes through the JVM.
-    reads_units: ClassVar[bool] = False
+    # A streaming stage defines `run_units(ctx, plan) -> StageOutput` instead of `run`. It reads
+    # its input itself, unit by unit inside its own Spark tasks (pipeline.readers.read_unit /
+    # split_read_batch; one task per read unit, so its outputs are laid out by the input, never
+    # by the cluster), writes kept/ and quarantine/ (QuarantineWriter) and returns input_counts.
+    # The runner then makes no pass over the input at all: the data never goes through the JVM.
 
     def prepare(self, cfg, stage_dirs: dict[str, Path]):
         """In a pipeline run: fill config values that come from earlier stages' outputs."""
@@ -93,9 +91,6 @@ class Stage:
         return {}
 
     def run(self, ctx: "StageContext", docs) -> StageOutput:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def run_units(self, ctx: "StageContext", plan) -> StageOutput:  # pragma: no cover - interface
         raise NotImplementedError
 
 
@@ -217,48 +212,43 @@ def _count(spark, path: Path, group_by: str | None = None) -> dict:
 
 
 def _fail_on_bad_files(bad: list, settings, work: Path) -> None:
-    if bad and not settings.skip_bad_files:
+    try:
+        check_bad_files(bad, settings)
+    except BadInputFiles:
         shutil.rmtree(work, ignore_errors=True)
-        raise BadInputFiles(bad)
+        raise
 
 
-def _quarantine_stats(qdir: Path, bad_files: list) -> dict:
-    """Records and characters a streaming stage's tasks quarantined (read on the driver: small),
-    after adding the files whose parquet footer could not be read."""
-    import pyarrow as pa
+def _count_local(path: Path, group_by: str | None = None) -> dict:
+    """_count for a streaming stage's outputs, read on the driver with pyarrow, only the columns
+    it needs (n_chars where the stage wrote it, else text; the group column)."""
     import pyarrow.compute as pc
 
-    if bad_files:
-        pq.write_table(pa.Table.from_pylist(
-            [{"file": rel, "record": 0, "reason": UNREADABLE_FILE, "error": err, "id": None, "raw": b"",
-              "raw_truncated": False, "n_bytes": 0, "n_chars": 0} for rel, err in bad_files],
-            schema=QUARANTINE_SCHEMA), qdir / "part-bad-files.parquet")
-    files = sorted(qdir.glob("*.parquet"))
-    if not files:
-        return {"docs": 0, "chars": 0, "by_reason": {}, "_unreadable": []}
-    t = pa.concat_tables([pq.read_table(f, columns=["file", "reason", "error", "n_chars"]) for f in files])
-    bad = t.filter(pc.equal(t.column("reason"), UNREADABLE_FILE))
-    by_reason = {r["reason"]: {"docs": int(r["n_chars_count"]), "chars": int(r["n_chars_sum"] or 0)}
-                 for r in t.group_by("reason").aggregate([("n_chars", "count"), ("n_chars", "sum")]).to_pylist()}
-    return {"docs": t.num_rows, "chars": int(pc.sum(t.column("n_chars")).as_py() or 0),
-            "by_reason": dict(sorted(by_reason.items())),
-            "_unreadable": list(zip(bad.column("file").to_pylist(), bad.column("error").to_pylist()))}
-
-
-def _count_local(path: Path) -> dict:
-    """_count for a streaming stage's output, read on the driver with pyarrow, one column at a time
-    (n_chars where the stage wrote it, else text)."""
-    import pyarrow.compute as pc
-
-    docs = chars = 0
+    groups: dict = {}
     for f in sorted(Path(path).glob("*.parquet")):
         pf = pq.ParquetFile(f)
-        docs += pf.metadata.num_rows
         col = "n_chars" if "n_chars" in pf.schema_arrow.names else "text"
-        for batch in pf.iter_batches(columns=[col], batch_size=65536):
-            values = batch.column(0) if col == "n_chars" else pc.utf8_length(batch.column(0))
-            chars += int(pc.sum(values).as_py() or 0)
-    return {"docs": docs, "chars": chars}
+        for batch in pf.iter_batches(columns=[col] + ([group_by] if group_by else []), batch_size=65536):
+            chars = batch.column(col) if col == "n_chars" else pc.utf8_length(batch.column(col))
+            keys = batch.column(group_by) if group_by else pa.repeat("", batch.num_rows)
+            t = pa.table({"k": keys, "c": chars}).group_by("k").aggregate([("c", "count"), ("c", "sum")])
+            for k, n, c in zip(*(t.column(x).to_pylist() for x in ("k", "c_count", "c_sum"))):
+                g = groups.setdefault(str(k), {"docs": 0, "chars": 0})
+                g["docs"] += n
+                g["chars"] += int(c or 0)
+    out = {"docs": sum(g["docs"] for g in groups.values()), "chars": sum(g["chars"] for g in groups.values())}
+    if group_by:
+        out["by_" + group_by] = dict(sorted(groups.items()))
+    return out
+
+
+def _unreadable_files(qdir: Path) -> list:
+    """[(file, error)] of the unreadable_file records in a quarantine directory."""
+    import pyarrow.compute as pc
+
+    t = pq.read_table(qdir, columns=["file", "reason", "error"])
+    t = t.filter(pc.equal(t.column("reason"), UNREADABLE_FILE))
+    return list(zip(t.column("file").to_pylist(), t.column("error").to_pylist()))
 
 
 def run_stage(stage: Stage, profile: Profile, input_spec: str, output: str, *, spark=None,
@@ -301,21 +291,26 @@ def run_stage(stage: Stage, profile: Profile, input_spec: str, output: str, *, s
     ctx = StageContext(spark=spark, stage=stage.name, config=cfg, profile=profile, inputs=inputs, work_dir=work)
     ctx.log(f"input {input_spec}: {len(inputs.files)} file(s), {inputs.total_bytes / 1e6:.1f} MB")
 
-    if stage.reads_units:
+    streaming = hasattr(stage, "run_units")
+    if streaming:
         read = None
         with ctx.timed("read"):
             plan = plan_read(inputs, profile.read)
             _fail_on_bad_files(plan.bad_files, profile.read, work)
             (work / "quarantine").mkdir()
+            if plan.bad_files:  # skipped: quarantined like the records the tasks refuse
+                pq.write_table(pa.Table.from_pylist(
+                    [dict(zip(QUARANTINE_SCHEMA.names, r)) for r in bad_file_records(plan.bad_files)],
+                    schema=QUARANTINE_SCHEMA), work / "quarantine" / "part-bad-files.parquet")
         with ctx.timed("stage"):
             result = stage.run_units(ctx, plan)
         if result.input_counts is None:
-            raise RuntimeError(f"stage {stage.name} reads units but returned no input_counts")
+            raise RuntimeError(f"stage {stage.name} streams but returned no input_counts")
         d = result.input_counts
-        q_stats = _quarantine_stats(work / "quarantine", plan.bad_files)
-        _fail_on_bad_files(q_stats.pop("_unreadable"), profile.read, work)  # e.g. a corrupt gzip
+        q_stats = _count_local(work / "quarantine", "reason")
+        if UNREADABLE_FILE in q_stats["by_reason"]:  # e.g. a corrupt gzip found by a task
+            _fail_on_bad_files(_unreadable_files(work / "quarantine"), profile.read, work)
         n_q, c_q = q_stats["docs"], q_stats["chars"]
-        ctx.log(f"read {int(d['docs']) + n_q:,} records ({n_q:,} quarantined)")
     else:
         with ctx.timed("read"):
             try:
@@ -323,31 +318,19 @@ def run_stage(stage: Stage, profile: Profile, input_spec: str, output: str, *, s
             except BadInputFiles:
                 shutil.rmtree(work, ignore_errors=True)
                 raise
-            q_stats = read.quarantine.groupBy("reason").agg(
+            q_rows = read.quarantine.groupBy("reason").agg(
                 F.count(F.lit(1)).alias("docs"), F.sum("n_chars").alias("chars")).collect()
             unreadable = (read.quarantine.where(F.col("reason") == UNREADABLE_FILE).select("file", "error")
-                          .collect() if any(r["reason"] == UNREADABLE_FILE for r in q_stats) else [])
+                          .collect() if any(r["reason"] == UNREADABLE_FILE for r in q_rows) else [])
             _fail_on_bad_files([(r["file"], r["error"]) for r in unreadable], profile.read, work)
-
-            def count_docs():
-                d = read.docs.agg(F.count(F.lit(1)).alias("docs"),
-                                  F.coalesce(F.sum(F.char_length("text")), F.lit(0)).alias("chars")).first()
-                return {"docs": int(d["docs"]), "chars": int(d["chars"])}
-
-            d = None if stage.supplies_input_counts else count_docs()
-        n_q = sum(int(r["docs"]) for r in q_stats)
-        c_q = sum(int(r["chars"] or 0) for r in q_stats)
-        if d is not None:
-            ctx.log(f"read {int(d['docs']) + n_q:,} records ({n_q:,} quarantined)")
-
+            d = read.docs.agg(F.count(F.lit(1)).alias("docs"),
+                              F.coalesce(F.sum(F.char_length("text")), F.lit(0)).alias("chars")).first()
+        n_q = sum(int(r["docs"]) for r in q_rows)
+        c_q = sum(int(r["chars"] or 0) for r in q_rows)
+    ctx.log(f"read {int(d['docs']) + n_q:,} records ({n_q:,} quarantined)")
+    if not streaming:
         with ctx.timed("stage"):
             result = stage.run(ctx, read.docs)
-        if d is None:
-            d = result.input_counts
-            if d is None:
-                with ctx.timed("read"):
-                    d = count_docs()
-            ctx.log(f"read {int(d['docs']) + n_q:,} records ({n_q:,} quarantined)")
     counts_in = {"docs": int(d["docs"]) + n_q, "chars": int(d["chars"]) + c_q}
 
     with ctx.timed("write"):
@@ -369,7 +352,7 @@ def run_stage(stage: Stage, profile: Profile, input_spec: str, output: str, *, s
             if name in result.written:
                 continue
             _write(df, work / name, n_files, result.order.get(name, ["doc_pos"]))
-        if read is not None and n_q:
+        if not streaming and n_q:
             _write(read.quarantine, work / "quarantine", max(1, min(n_files, 4)), ["file", "record"])
         elif not any((work / "quarantine").glob("*.parquet")):  # an empty file with the schema, no Spark job
             (work / "quarantine").mkdir(exist_ok=True)
@@ -379,13 +362,13 @@ def run_stage(stage: Stage, profile: Profile, input_spec: str, output: str, *, s
     with ctx.timed("count"):
         counts = {"input": counts_in}
         if written.get("kept"):  # a streaming stage's own files are counted without the JVM too
-            counts["kept"] = _count(spark, work / "kept") if read is not None else _count_local(work / "kept")
+            counts["kept"] = _count_local(work / "kept") if streaming else _count(spark, work / "kept")
         if written.get("removed"):
             counts["removed"] = _count(spark, work / "removed", "reason")
         for name in result.span_outputs:
             counts[name] = _count(spark, work / name, "level")
         # a streaming stage's quarantine was counted from its files after the stage (no Spark job)
-        counts["quarantined"] = (q_stats if read is None else _count(spark, work / "quarantine", "reason"))
+        counts["quarantined"] = q_stats if streaming else _count(spark, work / "quarantine", "reason")
         if stage.kind == "filter":
             for key in ("docs", "chars"):
                 parts = [counts.get(k, {}).get(key, 0) for k in ("kept", "removed", "quarantined")]
@@ -399,7 +382,7 @@ def run_stage(stage: Stage, profile: Profile, input_spec: str, output: str, *, s
         else:
             counts["consumed"] = {"docs": counts_in["docs"] - counts["quarantined"]["docs"],
                                   "chars": counts_in["chars"] - counts["quarantined"]["chars"]}
-    for cached in [*(read.cached if read is not None else []), *result.cached]:
+    for cached in [*([] if streaming else read.cached), *result.cached]:
         cached.unpersist()
 
     ctx.timings["total"] = round(time.time() - t_start, 3)
@@ -411,7 +394,7 @@ def run_stage(stage: Stage, profile: Profile, input_spec: str, output: str, *, s
                   "bytes": inputs.total_bytes},
         "output": str(out),
         "counts": counts,
-        "bad_files": [{"file": f, "error": e} for f, e in (read.bad_files if read is not None else plan.bad_files)],
+        "bad_files": [{"file": f, "error": e} for f, e in (plan if streaming else read).bad_files],
         "stats": result.stats,
         "timings_s": ctx.timings,
         "config": {"stage": as_dict(cfg), "read": as_dict(profile.read), "write": as_dict(profile.write)},

@@ -8,7 +8,7 @@ SentencePiece is trained on them (tokenizer_training.train). Output directory:
   sample/ (the sampled documents, parquet), heldout/ (held-out documents used by the evaluation),
   quarantine/, _manifest.json (runner).
 
-tokenize (a filter: nothing is removed; a streaming stage, Stage.reads_units): one pass, without
+tokenize (a filter: nothing is removed; a streaming stage: run_units): one pass, without
 the JVM on the data path. Each Spark task reads one read unit of the input (a JSONL file or a run
 of a parquet file's row groups; pipeline.readers) with the pipeline's reader, quarantines what
 cannot be read, encodes the documents with SentencePiece (model loaded once per Python worker),
@@ -432,11 +432,8 @@ def shard_writer(out_dir: str, tokens_dir: str):
         t = t.sort_by([("key", "ascending"), ("doc_pos", "ascending"), ("copy", "ascending")])
         buffers: dict = {}
         parts, offsets, lengths = (t.column(c).to_numpy() for c in ("part", "offset", "length"))
-        by_src: dict = {}
-        by_lang: dict = {}
-        for src, lg, n in zip(t.column("source").to_pylist(), t.column("lang").to_pylist(), lengths.tolist()):
-            by_src[src] = by_src.get(src, 0) + n
-            by_lang[lg] = by_lang.get(lg, 0) + n
+        by_src, by_lang = ({r[col]: r["length_sum"] for r in t.group_by(col).aggregate([("length", "sum")]).to_pylist()}
+                           for col in ("source", "lang"))
         prefix = Path(out_dir) / shard_name(shard)
         with IndexedDatasetWriter(prefix, dtype=np.int32) as w:
             for part, o, n in zip(parts.tolist(), offsets.tolist(), lengths.tolist()):
@@ -462,7 +459,6 @@ class TokenizeStage(Stage):
     name = "tokenize"
     config_class = TokenizeConfig
     description = "encode documents with the SentencePiece model into Megatron .bin/.idx + parquet token shards"
-    reads_units = True  # streams: reads, encodes and writes in its own tasks (run_units)
     cli_options = (
         CliOption("--tokenizer", "tokenizer", "tokenizer.model (or a train-tokenizer output directory)"),
         CliOption("--shard-size-tokens", "shard_size_tokens", "target tokens per .bin/.idx shard"),
