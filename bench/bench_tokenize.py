@@ -15,7 +15,10 @@ ratio = stage MB/s per core / bare MB/s per core; the target is >= 0.75 (the sta
 than 25% to everything that is not encoding). This machine's per-core speed drifts by up to 30%
 within a minute (a shared host), so the two are alternated (bare, stage, bare, stage, ... over
 --rounds rounds), each stage run is compared with the mean of the bare runs on either side, and
-the median ratio is reported with every round's figures.
+the median ratio is reported with every round's figures. A drift-free figure of the same thing is
+measured inside each run: the CPU seconds the stage's tasks spent inside SentencePiece over the
+CPU seconds of the whole process tree (encode_share_of_cpu; >= 0.75 means less than 25% goes to
+everything that is not encoding).
 """
 from __future__ import annotations
 
@@ -230,6 +233,10 @@ def run_stage_measured(stage, prof, inp: Path, out: Path, spark, nbytes: int, co
             # runner's contract; encode/shards/stage are the tokenize stage's own)
             "phases_cpu_s": {k: dict(v) for k, v in phases.items()},
             "stage_own_mb_per_cpu_s": round(nbytes / 1e6 / own_cpu, 3) if own_cpu else None,
+            # CPU inside SentencePiece (measured by the stage's tasks) / CPU of the whole process
+            # tree in the same run: the share of the stage that is encoding, free of host drift
+            "encode_cpu_s": manifest["stats"]["encode_cpu_s"],
+            "encode_share_of_cpu": round(manifest["stats"]["encode_cpu_s"] / mon.cpu_used, 3),
             "tokens": manifest["stats"]["tokens"], "shards": manifest["stats"]["shard_count"],
             "timings_s": manifest["timings_s"]}
 
@@ -240,7 +247,7 @@ def main() -> int:
     ap.add_argument("--model", default=str(REPO / "out" / "tokenizer" / "tokenizer.model"))
     ap.add_argument("--mb", type=float, default=48.0)
     ap.add_argument("--cores", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=3, help="bare loop and stage, alternated this many times")
+    ap.add_argument("--rounds", type=int, default=5, help="bare loop and stage, alternated this many times")
     ap.add_argument("--config", default=None, help="YAML profile (spark/tokenize sections are used)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "tokenize.json"))
     args = ap.parse_args()
@@ -324,6 +331,8 @@ def main() -> int:
         "ratio_wall_median": med(par, "ratio_wall"), "ratio_cpu_median": med(par, "ratio_cpu"),
         "ratio_wall_median_vs_1_process": med("bare_1_process", "ratio_wall"),
         "ratio_cpu_median_vs_1_process": med("bare_1_process", "ratio_cpu"),
+        "encode_share_of_stage_cpu_median": round(statistics.median(r["stage"]["encode_share_of_cpu"]
+                                                                    for r in rounds), 3),
         "target_ratio": 0.75,
         "target_met": med(par, "ratio_wall") >= 0.75,
         "load_average": os.getloadavg(), "cpu_count": os.cpu_count(),

@@ -145,6 +145,7 @@ def test_parquet_token_shards(tokenized, model):
     assert c["reconciled"] and c["kept"]["docs"] == len(docs)
     assert c["kept"]["chars"] == sum(len(d["text"]) for d in docs)
     assert m1["stats"]["vocab_size"] == 4000
+    assert m1["stats"]["encode_cpu_s"] > 0  # CPU inside SentencePiece, reported by the tasks
 
 
 def test_reproducible(tokenized):

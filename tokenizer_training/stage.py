@@ -307,7 +307,8 @@ def encode_writer(plan, model_path: str, opts: dict, kept_dir: str, tmp_dir: str
     Spark, never the data): reads the unit's records, quarantines
     the refused ones, encodes the documents and writes kept/part-NNNNN.zstd.parquet (the parquet
     token shards, in input order), the unit's flat int32 token buffer and one row per shard
-    sequence (a document's copy) pointing into it; yields per (source, lang) totals. Every file is
+    sequence (a document's copy) pointing into it; yields per (source, lang) totals and the CPU
+    seconds spent inside SentencePiece. Every file is
     written under a temporary name and renamed when complete (a retried task writes the same
     content again)."""
     def run(unit_numbers):
@@ -318,9 +319,10 @@ def encode_writer(plan, model_path: str, opts: dict, kept_dir: str, tmp_dir: str
 
         from pipeline.readers import read_unit, split_read_batch
         from pipeline.stage import QuarantineWriter, task_output
-        from tokenizer_training.encode import encode_batch
+        from tokenizer_training.encode import encode_batch, encode_cpu_seconds
 
         attempt = TaskContext.get().taskAttemptId()
+        cpu0 = encode_cpu_seconds()
         seed = opts["seed"]
         use_repeats = opts["honour_repeats"] and "repeats" in plan.extras
         totals = []
@@ -384,6 +386,7 @@ def encode_writer(plan, model_path: str, opts: dict, kept_dir: str, tmp_dir: str
                 [("tokens", "count"), ("tokens", "sum"), ("seqs", "sum"), ("bytes", "sum"), ("chars", "sum")])
             t = t.rename_columns(["source", "lang", "docs", "tokens", "seqs", "bytes", "chars"])
             yield from t.to_pylist()
+        yield {"encode_cpu_s": encode_cpu_seconds() - cpu0}
     return run
 
 
@@ -516,10 +519,12 @@ class TokenizeStage(Stage):
                 "append_eos": cfg.append_eos, "encode_threads": cfg.encode_threads, "batch_docs": cfg.batch_docs}
         with ctx.timed("encode"):
             n_units = max(1, len(plan.units))
-            groups = (ctx.spark.sparkContext.parallelize([u.index for u in plan.units], n_units)
-                      .mapPartitions(encode_writer(plan, model_path, opts, str(kept_dir), str(tmp_dir),
-                                                   str(ctx.work_dir / "quarantine")))
-                      .collect())  # a few (source, lang) totals per task: summed here, no shuffle
+            task_rows = (ctx.spark.sparkContext.parallelize([u.index for u in plan.units], n_units)
+                         .mapPartitions(encode_writer(plan, model_path, opts, str(kept_dir), str(tmp_dir),
+                                                      str(ctx.work_dir / "quarantine")))
+                         .collect())  # a few (source, lang) totals per task: summed here, no shuffle
+        groups = [r for r in task_rows if "source" in r]
+        encode_cpu = sum(r["encode_cpu_s"] for r in task_rows if "encode_cpu_s" in r)
         tot = {k: sum(int(r[k] or 0) for r in groups) for k in ("docs", "tokens", "seqs", "bytes", "chars")}
         docs_by_source, docs_by_lang = {}, {}
         for r in groups:
@@ -554,6 +559,7 @@ class TokenizeStage(Stage):
             "seed": seed, "shuffle": cfg.shuffle, "shard_size_tokens": cfg.shard_size_tokens,
             "documents": int(tot["docs"]), "sequences": n_seqs, "tokens": total_tokens,
             "text_bytes": int(tot["bytes"]),
+            "encode_cpu_s": round(encode_cpu, 3),  # inside SentencePiece, summed over tasks
             "documents_by_source": dict(sorted(docs_by_source.items())),
             "documents_by_lang": dict(sorted(docs_by_lang.items())),
             "tokens_by_source": _merge_counts(entries, "tokens_by_source"),
