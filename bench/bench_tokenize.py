@@ -87,7 +87,8 @@ def bare_loop(sp, texts: list[str]) -> dict:
             "mb_per_s_per_core_cpu": round(nbytes / 1e6 / cpu, 3)}
 
 
-def _encode_share(args):
+def _encode_in_worker(args):
+    """In a pool worker: the bare loop over its share of the texts; returns its CPU seconds."""
     model, texts = args
     import sentencepiece as spm
 
@@ -102,7 +103,7 @@ def bare_loop_parallel(model: str, texts: list[str], n: int, pool) -> dict:
     encoding alone reaches per core when all the cores encode together, as the stage's do."""
     nbytes = sum(len(t.encode("utf-8")) for t in texts)
     t0 = time.perf_counter()
-    cpu = sum(pool.map(_encode_share, [(model, texts[i::n]) for i in range(n)]))
+    cpu = sum(pool.map(_encode_in_worker, [(model, texts[i::n]) for i in range(n)]))
     wall = time.perf_counter() - t0
     return {"processes": n, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
             "mb_per_s_per_core_wall": round(nbytes / 1e6 / wall / n, 3),
@@ -142,10 +143,6 @@ class TreeMonitor:
             except psutil.Error:
                 continue
         self.peak = max(self.peak, total)
-
-    def cpu_seconds(self) -> float:
-        self._sample()
-        return sum(self._seen.values())
 
     def __enter__(self):
         self._sample()
@@ -288,7 +285,7 @@ def main() -> int:
         startup = time.perf_counter() - t0
         # The machine's speed drifts (shared host): the bare loops and the stage are measured
         # alternately, and each stage run is compared with the mean of the bare runs on either side.
-        pool.map(_encode_share, [(args.model, texts[:1])] * args.cores)  # workers started, model cached
+        pool.map(_encode_in_worker, [(args.model, texts[:1])] * args.cores)  # workers started, model cached
         bare_runs = [bare_loop(sp, texts)]
         par_runs = [bare_loop_parallel(args.model, texts, args.cores, pool)]
         for r in range(args.rounds):
@@ -315,15 +312,14 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     par = f"bare_{args.cores}_processes"
 
-    def med(name, key):
+    def med(name, key):  # median over the rounds of rounds[i][name][key]
         return round(statistics.median(r[name][key] for r in rounds), 3)
 
     result = {
         "model": str(args.model), "input_mb": round(nbytes / 1e6, 2), "documents": len(docs), "cores": args.cores,
         "startup_and_warmup_s_excluded": round(startup, 2),
-        "stage_mb_per_s_per_core_wall_median": round(statistics.median(r["stage"]["mb_per_s_per_core_wall"]
-                                                                        for r in rounds), 3),
-        "stage_mb_per_cpu_s_median": round(statistics.median(r["stage"]["mb_per_s_per_core_cpu"] for r in rounds), 3),
+        "stage_mb_per_s_per_core_wall_median": med("stage", "mb_per_s_per_core_wall"),
+        "stage_mb_per_cpu_s_median": med("stage", "mb_per_s_per_core_cpu"),
         "peak_rss_mb_process_tree_max": max(r["stage"]["peak_rss_mb_process_tree"] for r in rounds),
         "bare_1_process_mb_per_s_median": round(statistics.median(b["mb_per_s_per_core_wall"] for b in bare_runs), 3),
         f"{par}_mb_per_s_per_core_median": round(statistics.median(b["mb_per_s_per_core_wall"] for b in par_runs), 3),
@@ -331,8 +327,7 @@ def main() -> int:
         "ratio_wall_median": med(par, "ratio_wall"), "ratio_cpu_median": med(par, "ratio_cpu"),
         "ratio_wall_median_vs_1_process": med("bare_1_process", "ratio_wall"),
         "ratio_cpu_median_vs_1_process": med("bare_1_process", "ratio_cpu"),
-        "encode_share_of_stage_cpu_median": round(statistics.median(r["stage"]["encode_share_of_cpu"]
-                                                                    for r in rounds), 3),
+        "encode_share_of_stage_cpu_median": med("stage", "encode_share_of_cpu"),
         "target_ratio": 0.75,
         "target_met": med(par, "ratio_wall") >= 0.75,
         "load_average": os.getloadavg(), "cpu_count": os.cpu_count(),

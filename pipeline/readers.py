@@ -122,6 +122,9 @@ READ_BASE_SCHEMA = pa.schema(list(S.DOC_SCHEMA) + [
     pa.field("_file", pa.string()),
     pa.field("_record", pa.int64()),
 ])
+# QUARANTINE_SCHEMA's columns, from the read schema's: how a refused record becomes a quarantine row
+QUARANTINE_FROM_READ = {"file": "_file", "record": "_record", "reason": "_q_reason", "error": "_q_error", "id": "id",
+                        "raw": "_q_raw", "raw_truncated": "_q_truncated", "n_bytes": "_q_bytes", "n_chars": "_q_chars"}
 
 _BASE_FIELDS = ("id", "text", "source", "lang", "url")
 
@@ -500,22 +503,22 @@ def split_read_batch(batch: pa.RecordBatch, plan: ReadPlan) -> tuple:
     if not pc.any(refused).as_py():
         return docs, None
     q = batch.filter(refused)
-    quarantine = pa.RecordBatch.from_arrays(
-        [q.column(c) for c in ("_file", "_record", "_q_reason", "_q_error", "id", "_q_raw", "_q_truncated",
-                               "_q_bytes", "_q_chars")], schema=S.QUARANTINE_SCHEMA)
+    quarantine = pa.RecordBatch.from_arrays([q.column(c) for c in QUARANTINE_FROM_READ.values()],
+                                            schema=S.QUARANTINE_SCHEMA)
     return docs, quarantine
 
 
-UNIT_ROW_SCHEMA = pa.schema([("unit", pa.int64())])
+def units_rdd(spark, plan: ReadPlan):
+    """An RDD of unit numbers, one Spark partition (task) per unit, in unit order."""
+    return spark.sparkContext.parallelize([u.index for u in plan.units], max(1, len(plan.units)))
 
 
 def units_frame(spark, plan: ReadPlan):
-    """A DataFrame of unit numbers, one Spark partition per unit (in unit order)."""
+    """units_rdd as a DataFrame (column `unit`), for a mapInArrow reader."""
     from pyspark.sql.types import LongType, StructField, StructType
 
-    n = max(1, len(plan.units))
-    rdd = spark.sparkContext.parallelize([(u.index,) for u in plan.units], n)
-    return spark.createDataFrame(rdd, StructType([StructField("unit", LongType())]))
+    return spark.createDataFrame(units_rdd(spark, plan).map(lambda i: (i,)),
+                                 StructType([StructField("unit", LongType())]))
 
 
 def units_of(batches, plan: ReadPlan):
@@ -545,9 +548,11 @@ def check_bad_files(bad_files: list, settings: ReadSettings) -> None:
         raise BadInputFiles(bad_files)
 
 
-def bad_file_records(bad_files: list) -> list:
-    """Quarantine rows (QUARANTINE_SCHEMA order) for files found unreadable before any task ran."""
-    return [(rel, 0, S.UNREADABLE_FILE, err, None, b"", False, 0, 0) for rel, err in bad_files]
+def bad_file_records(bad_files: list) -> pa.Table:
+    """Quarantine rows (QUARANTINE_SCHEMA) for files found unreadable before any task ran."""
+    return pa.Table.from_pylist(
+        [{"file": rel, "record": 0, "reason": S.UNREADABLE_FILE, "error": err, "id": None, "raw": b"",
+          "raw_truncated": False, "n_bytes": 0, "n_chars": 0} for rel, err in bad_files], schema=S.QUARANTINE_SCHEMA)
 
 
 def read_documents(spark, inputs: InputSet, settings: ReadSettings) -> ReadResult:
@@ -571,12 +576,8 @@ def read_documents(spark, inputs: InputSet, settings: ReadSettings) -> ReadResul
     parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
     docs = parsed.where(F.col("_q_reason").isNull()).select(*plan.doc_columns)
     quarantine = parsed.where(F.col("_q_reason").isNotNull()).select(
-        F.col("_file").alias("file"), F.col("_record").alias("record"), F.col("_q_reason").alias("reason"),
-        F.col("_q_error").alias("error"), "id", F.col("_q_raw").alias("raw"),
-        F.col("_q_truncated").alias("raw_truncated"), F.col("_q_bytes").alias("n_bytes"),
-        F.col("_q_chars").alias("n_chars"))
+        *[F.col(src).alias(name) for name, src in QUARANTINE_FROM_READ.items()])
     if plan.bad_files:
         quarantine = quarantine.unionByName(spark.createDataFrame(
-            bad_file_records(plan.bad_files),
-            _spark_schema(S.QUARANTINE_SCHEMA)))
+            bad_file_records(plan.bad_files).to_pylist(), _spark_schema(S.QUARANTINE_SCHEMA)))
     return ReadResult(docs, quarantine, plan.bad_files, [parsed])

@@ -299,9 +299,7 @@ def run_stage(stage: Stage, profile: Profile, input_spec: str, output: str, *, s
             _fail_on_bad_files(plan.bad_files, profile.read, work)
             (work / "quarantine").mkdir()
             if plan.bad_files:  # skipped: quarantined like the records the tasks refuse
-                pq.write_table(pa.Table.from_pylist(
-                    [dict(zip(QUARANTINE_SCHEMA.names, r)) for r in bad_file_records(plan.bad_files)],
-                    schema=QUARANTINE_SCHEMA), work / "quarantine" / "part-bad-files.parquet")
+                pq.write_table(bad_file_records(plan.bad_files), work / "quarantine" / "part-bad-files.parquet")
         with ctx.timed("stage"):
             result = stage.run_units(ctx, plan)
         if result.input_counts is None:

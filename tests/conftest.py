@@ -48,3 +48,15 @@ def read_dir(path: Path):
     for f in files:
         rows.extend(pq.read_table(f).to_pylist())
     return rows
+
+
+def small_tokenizer(texts, out_dir: Path, vocab_size: int, **settings) -> str:
+    """A SentencePiece model trained on `texts` by our trainer into out_dir (a small vocabulary
+    trains in seconds); returns the tokenizer.model path."""
+    from tokenizer_training.settings import TrainerSettings
+    from tokenizer_training.train import train_sentencepiece, write_sentence_file
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_sentence_file(list(texts), out_dir / "sentences.txt", 4192)
+    return train_sentencepiece([str(out_dir / "sentences.txt")], out_dir,
+                               TrainerSettings(vocab_size=vocab_size, **settings)).model_file

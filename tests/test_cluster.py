@@ -12,13 +12,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pyspark
 
-from conftest import REPO, write_jsonl
+from conftest import REPO, small_tokenizer, write_jsonl
 from pipeline.config import load_profile
 from pipeline.stage import run_stage
 from dedup.exact import STAGE as EXACT
-from tokenizer_training.settings import TrainerSettings
 from tokenizer_training.stage import TOKENIZE_STAGE
-from tokenizer_training.train import train_sentencepiece, write_sentence_file
 
 SPARK_HOME = Path(pyspark.__file__).parent
 
@@ -47,9 +45,7 @@ def test_standalone_cluster_matches_local(tmp_path, spark):
     write_jsonl(tmp_path / "in" / "a.jsonl", docs)
     overrides = ["write.files_per_output=2"]
     run_stage(EXACT, load_profile(None, overrides), str(tmp_path / "in"), str(tmp_path / "local"), spark=spark)
-    write_sentence_file([d["text"] for d in docs], tmp_path / "s.txt", 4192)
-    model = train_sentencepiece([str(tmp_path / "s.txt")], tmp_path / "m",
-                                TrainerSettings(vocab_size=400, min_last_merge_frequency=0)).model_file
+    model = small_tokenizer((d["text"] for d in docs), tmp_path / "m", 400, min_last_merge_frequency=0)
     run_stage(TOKENIZE_STAGE, load_profile(None, [f"tokenize.tokenizer={model}", "tokenize.shard_size_tokens=500"]),
               str(tmp_path / "local"), str(tmp_path / "tok_local"), spark=spark)
 

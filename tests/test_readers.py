@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import read_dir, write_jsonl
+from conftest import read_dir, small_tokenizer, write_jsonl
 from pipeline.config import load_profile
 from pipeline.errors import BadInputFiles, UserError
 from pipeline.readers import read_documents, resolve_input
@@ -109,14 +109,10 @@ def test_corrupt_gzip_fails_clearly_unless_skipped(tmp_path, spark):
 def test_streaming_stage_bad_files_like_any_stage(tmp_path, spark):
     """A streaming stage (tokenize reads its own units) fails on a corrupt gzip or a truncated
     parquet file, or with --skip-bad-files quarantines them as unreadable_file and reconciles."""
-    from tokenizer_training.settings import TrainerSettings
     from tokenizer_training.stage import TOKENIZE_STAGE
-    from tokenizer_training.train import train_sentencepiece, write_sentence_file
 
     lines = [f"sample line {i} with words and digits {i * 7}" for i in range(400)]
-    write_sentence_file(lines, tmp_path / "s.txt", 4192)
-    model = train_sentencepiece([str(tmp_path / "s.txt")], tmp_path / "m",
-                                TrainerSettings(vocab_size=340, min_last_merge_frequency=0)).model_file
+    model = small_tokenizer(lines, tmp_path / "m", 340, min_last_merge_frequency=0)
     _corrupt_gzip(tmp_path / "in" / "broken.jsonl.gz")
     write_jsonl(tmp_path / "in" / "ok.jsonl", GOOD)
     pq.write_table(pa.table({"text": ["a parquet document"] * 50}), tmp_path / "in" / "p.parquet")

@@ -14,14 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 import sentencepiece as spm
 
-from conftest import CORPORA, read_dir, write_jsonl
+from conftest import CORPORA, read_dir, small_tokenizer, write_jsonl
 from pipeline.config import load_profile
 from pipeline.stage import run_stage
-from tokenizer_training.settings import TrainerSettings
 from tokenizer_training.shards import (pack_documents, pack_shards, shuffled_document_order, verify_shards,
                                        write_shard)
 from tokenizer_training.stage import TOKENIZE_STAGE
-from tokenizer_training.train import train_sentencepiece, write_sentence_file
 
 # ------------------------------------------------------------------------------------------
 # An independent reader of Megatron-LM's indexed dataset, from the documented format only:
@@ -80,11 +78,8 @@ def docs_fixture():
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("model")
-    write_sentence_file([d["text"] for d in docs_fixture()], tmp / "s.txt", 4192)
-    res = train_sentencepiece([str(tmp / "s.txt")], tmp / "m",
-                              TrainerSettings(vocab_size=4000, num_threads=2, min_last_merge_frequency=2))
-    return res.model_file
+    return small_tokenizer((d["text"] for d in docs_fixture()), tmp_path_factory.mktemp("model"), 4000,
+                           num_threads=2, min_last_merge_frequency=2)
 
 
 def profile(*extra):

@@ -37,6 +37,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from pipeline.errors import UserError
+from pipeline.readers import units_rdd
 from pipeline.stage import CliOption, Stage, StageOutput
 from tokenizer_training.settings import TokenizeConfig, TrainTokenizerConfig, trainer_settings_of
 
@@ -307,8 +308,8 @@ def encode_writer(plan, model_path: str, opts: dict, kept_dir: str, tmp_dir: str
     Spark, never the data): reads the unit's records, quarantines
     the refused ones, encodes the documents and writes kept/part-NNNNN.zstd.parquet (the parquet
     token shards, in input order), the unit's flat int32 token buffer and one row per shard
-    sequence (a document's copy) pointing into it; yields per (source, lang) totals and the CPU
-    seconds spent inside SentencePiece. Every file is
+    sequence (a document's copy) pointing into it; yields one record per task: its (source, lang)
+    totals and the CPU seconds it spent inside SentencePiece. Every file is
     written under a temporary name and renamed when complete (a retried task writes the same
     content again)."""
     def run(unit_numbers):
@@ -381,12 +382,12 @@ def encode_writer(plan, model_path: str, opts: dict, kept_dir: str, tmp_dir: str
             kept_done()
             tok_done()
             copy_done()
+        groups = []
         if totals:
             t = pa.concat_tables(totals).group_by(["source", "lang"]).aggregate(
                 [("tokens", "count"), ("tokens", "sum"), ("seqs", "sum"), ("bytes", "sum"), ("chars", "sum")])
-            t = t.rename_columns(["source", "lang", "docs", "tokens", "seqs", "bytes", "chars"])
-            yield from t.to_pylist()
-        yield {"encode_cpu_s": encode_cpu_seconds() - cpu0}
+            groups = t.rename_columns(["source", "lang", "docs", "tokens", "seqs", "bytes", "chars"]).to_pylist()
+        yield {"groups": groups, "encode_cpu_s": encode_cpu_seconds() - cpu0}
     return run
 
 
@@ -518,13 +519,12 @@ class TokenizeStage(Stage):
         opts = {"seed": seed, "shuffle": cfg.shuffle, "honour_repeats": cfg.honour_repeats,
                 "append_eos": cfg.append_eos, "encode_threads": cfg.encode_threads, "batch_docs": cfg.batch_docs}
         with ctx.timed("encode"):
-            n_units = max(1, len(plan.units))
-            task_rows = (ctx.spark.sparkContext.parallelize([u.index for u in plan.units], n_units)
+            task_rows = (units_rdd(ctx.spark, plan)
                          .mapPartitions(encode_writer(plan, model_path, opts, str(kept_dir), str(tmp_dir),
                                                       str(ctx.work_dir / "quarantine")))
                          .collect())  # a few (source, lang) totals per task: summed here, no shuffle
-        groups = [r for r in task_rows if "source" in r]
-        encode_cpu = sum(r["encode_cpu_s"] for r in task_rows if "encode_cpu_s" in r)
+        groups = [g for r in task_rows for g in r["groups"]]
+        encode_cpu = sum(r["encode_cpu_s"] for r in task_rows)
         tot = {k: sum(int(r[k] or 0) for r in groups) for k in ("docs", "tokens", "seqs", "bytes", "chars")}
         docs_by_source, docs_by_lang = {}, {}
         for r in groups:
@@ -539,7 +539,7 @@ class TokenizeStage(Stage):
         shard_dir.mkdir()
         with ctx.timed("shards"):
             # Only the small per-copy rows move (as Arrow blobs per unit and shard), never tokens.
-            rows = (ctx.spark.sparkContext.parallelize([u.index for u in plan.units], n_units)
+            rows = (units_rdd(ctx.spark, plan)
                     .mapPartitions(copies_by_shard(str(tmp_dir / "copies"), n_shards))
                     .partitionBy(n_shards, lambda shard: shard)
                     .mapPartitions(shard_writer(str(shard_dir), str(tmp_dir / "tokens")))
