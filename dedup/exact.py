@@ -1,33 +1,44 @@
-"""`exact-dedup`: exact duplicates at document, paragraph and sentence level.
+"""`exact-dedup`: exact duplicates at document, paragraph and sentence level, on the two-pass engine.
 
-Document level: the hash of the normalised text (NFKC, whitespace collapsed); the first copy in
+Document level: the key of the normalised text (NFKC, whitespace collapsed); the first copy in
 corpus order (smallest doc_pos) stays, the others go to removed/ as `exact_duplicate` with
 `duplicate_of` = the id of the copy kept.
 
 Paragraph and sentence level (on the documents that survive): every paragraph / sentence whose
-normalised form is at least `min_*_chars` long is hashed; one that occurs more than once in the
+normalised form is at least `min_*_chars` long is keyed; one that occurs more than once in the
 corpus is cut from every document except its first occurrence (smallest doc_pos, then offset).
 Each cut goes to removed_spans/ with its offsets and text. A document that loses spans and has
 fewer than `min_doc_chars_after_span_dedup` characters left is removed as
 `too_short_after_span_dedup` (its remaining text in removed/).
 
-All of it is hashes, windows, aggregations and joins in Spark: nothing is collected to the driver. The
-first occurrence is well defined across levels: a paragraph's first occurrence contains the first
-occurrence of each of its sentences, so cutting both levels in one pass is consistent.
+How (pipeline.twopass): pass 1 keys every document and span inside the read tasks; the decisions
+are "first occurrence wins" over the keys alone, document level first, then the spans of the
+documents that survive it; pass 2 reads each unit again and cuts. A paragraph's first occurrence
+contains the first occurrence of each of its sentences, so cutting both levels in one pass is
+consistent (pipeline.spans: the outermost cut wins).
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from pipeline.hashing import content_key, key_words
+from pipeline.schema import removed_schema
 from pipeline.segment import normalize, segment
+from pipeline.spans import REMOVED_SPAN_SCHEMA, Cut, cut_text, span_rows
 from pipeline.stage import Stage, StageOutput
+from pipeline.twopass import (global_firsts, match_firsts, resolve_ids, run_pass1, run_pass2,
+                              side_files)
 
 PARAGRAPH, SENTENCE = "paragraph", "sentence"
+LEVELS = (PARAGRAPH, SENTENCE)  # stored as int8 codes in the side files
 EXACT_DUPLICATE = "exact_duplicate"
 TOO_SHORT = "too_short_after_span_dedup"
+DOC_KEYS, SPAN_KEYS = ["hi", "lo"], ["level", "hi", "lo"]
+DOC_ORDER, SPAN_ORDER = ["doc_pos"], ["doc_pos", "start"]
 
 
 @dataclass
@@ -41,94 +52,130 @@ class ExactDedupConfig:
     min_doc_chars_after_span_dedup: int = 50
 
 
-def _digest(s: str) -> bytes:
-    return hashlib.blake2b(s.encode("utf-8"), digest_size=16).digest()
+def _doc_spans(text: str, code: bool, cfg: dict, out: tuple) -> None:
+    """Append the keyed spans of one document to the column lists in `out`."""
+    levels, starts, ends, keys = out
+    paras, sents = segment(text, code=code)
+    for (ps, pe), pieces in zip(paras, sents):
+        if cfg["paragraph"]:
+            norm = normalize(text[ps:pe])
+            if len(norm) >= cfg["min_paragraph_chars"]:
+                levels.append(0)
+                starts.append(ps)
+                ends.append(pe)
+                keys.append(content_key(norm))
+        if cfg["sentence"]:
+            for ss, se in pieces:
+                norm = normalize(text[ss:se])
+                if len(norm) >= cfg["min_sentence_chars"]:
+                    levels.append(1)
+                    starts.append(ss)
+                    ends.append(se)
+                    keys.append(content_key(norm))
 
 
-SPAN_TYPE = pa.struct([("level", pa.string()), ("start", pa.int32()), ("end", pa.int32()),
-                       ("hash", pa.binary())])
-FINGERPRINT_SCHEMA = pa.schema([("doc_pos", pa.int64()), ("id", pa.string()),
-                                ("doc_hash", pa.binary()), ("spans", pa.list_(SPAN_TYPE))])
-
-
-def fingerprint_batches(cfg: dict, code_langs: list):
+def fingerprint(cfg: dict, code_langs: list):
+    """Pass 1: a batch of documents -> {"docs": (doc_pos, id, hi, lo), "spans": (doc_pos, level,
+    start, end, hi, lo)}: keys and offsets, no text."""
     code_langs = set(code_langs)
+    spans_wanted = cfg["paragraph"] or cfg["sentence"]
 
-    def run(batches):
-        for batch in batches:
-            texts = batch.column("text").to_pylist()
-            langs = batch.column("lang").to_pylist()
-            doc_hashes, spans = [], []
-            for text, lang in zip(texts, langs):
-                doc_hashes.append(_digest(normalize(text)))
-                found = []
-                if cfg["paragraph"] or cfg["sentence"]:
-                    paras, sents = segment(text, code=lang in code_langs)
-                    for (ps, pe), sentence_pieces in zip(paras, sents):
-                        if cfg["paragraph"]:
-                            norm = normalize(text[ps:pe])
-                            if len(norm) >= cfg["min_paragraph_chars"]:
-                                found.append({"level": PARAGRAPH, "start": ps, "end": pe, "hash": _digest(norm)})
-                        if cfg["sentence"]:
-                            for ss, se in sentence_pieces:
-                                norm = normalize(text[ss:se])
-                                if len(norm) >= cfg["min_sentence_chars"]:
-                                    found.append({"level": SENTENCE, "start": ss, "end": se,
-                                                  "hash": _digest(norm)})
-                spans.append(found)
-            yield pa.RecordBatch.from_arrays(
-                [batch.column("doc_pos"), batch.column("id"), pa.array(doc_hashes, pa.binary()),
-                 pa.array(spans, pa.list_(SPAN_TYPE))], schema=FINGERPRINT_SCHEMA)
+    def run(docs: pa.RecordBatch) -> dict:
+        texts, langs = docs.column("text").to_pylist(), docs.column("lang").to_pylist()
+        doc_keys, per_doc = [], []
+        cols = ([], [], [], [])
+        for text, lang in zip(texts, langs):
+            doc_keys.append(content_key(normalize(text)) if cfg["document"] else bytes(16))
+            before = len(cols[0])
+            if spans_wanted:
+                _doc_spans(text, lang in code_langs, cfg, cols)
+            per_doc.append(len(cols[0]) - before)
+        hi, lo = key_words(doc_keys)
+        out = {"docs": pa.table({"doc_pos": docs.column("doc_pos"), "id": docs.column("id"), "hi": hi, "lo": lo})}
+        s_hi, s_lo = key_words(cols[3])
+        pos = np.repeat(docs.column("doc_pos").to_numpy(), per_doc)
+        out["spans"] = pa.table({"doc_pos": pos, "level": pa.array(cols[0], pa.int8()),
+                                 "start": pa.array(cols[1], pa.int32()), "end": pa.array(cols[2], pa.int32()),
+                                 "hi": s_hi, "lo": s_lo})
+        return out
     return run
 
 
-CUT_TYPE = pa.struct([("level", pa.string()), ("start", pa.int32()), ("end", pa.int32()),
-                      ("duplicate_of", pa.string())])
-REMOVED_SPAN_TYPE = pa.struct([("level", pa.string()), ("start", pa.int32()), ("end", pa.int32()),
-                               ("text", pa.string()), ("duplicate_of", pa.string())])
+def doc_duplicates(side, unit: int) -> pa.Table | None:
+    """The unit's documents that are copies of an earlier one: doc_pos, first_doc_pos, ..."""
+    return match_firsts(side.read("docs", unit, ["doc_pos", *DOC_KEYS]), side.read("doc_firsts", unit),
+                        DOC_KEYS, DOC_ORDER)
 
 
-def apply_cuts_batches(min_doc_chars: int):
-    """Cut the duplicate spans out of each document; say whether what is left is kept."""
-    def run(batches):
-        for batch in batches:
-            texts = batch.column("text").to_pylist()
-            cuts_col = batch.column("_cuts").to_pylist()
-            new_texts, status, reasons, removed_spans = [], [], [], []
-            for text, cuts in zip(texts, cuts_col):
-                if not cuts:
-                    new_texts.append(text)
-                    status.append(True)
-                    reasons.append(None)
-                    removed_spans.append(None)
-                    continue
-                # A paragraph cut covers the sentence cuts inside it: keep the outermost ranges.
-                cuts = sorted(cuts, key=lambda c: (c["start"], -c["end"], c["level"] != PARAGRAPH))
-                outer, last_end = [], -1
-                for c in cuts:
-                    if c["start"] >= last_end:
-                        outer.append(c)
-                        last_end = c["end"]
-                pieces, prev, spans = [], 0, []
-                for c in outer:
-                    pieces.append(text[prev:c["start"]])
-                    spans.append({"level": c["level"], "start": c["start"], "end": c["end"],
-                                  "text": text[c["start"]:c["end"]], "duplicate_of": c["duplicate_of"]})
-                    prev = c["end"]
-                pieces.append(text[prev:])
-                rest = "".join(pieces)
-                keep = len(rest.strip()) >= min_doc_chars
-                new_texts.append(rest)
-                status.append(keep)
-                reasons.append(None if keep else TOO_SHORT)
-                removed_spans.append(spans)
-            cols = {name: batch.column(name) for name in batch.schema.names if name != "_cuts"}
-            cols["text"] = pa.array(new_texts, pa.string())
-            cols["_keep"] = pa.array(status, pa.bool_())
-            cols["_reason"] = pa.array(reasons, pa.string())
-            cols["_spans"] = pa.array(removed_spans, pa.list_(REMOVED_SPAN_TYPE))
-            yield pa.RecordBatch.from_pydict(cols)
-    return run
+def surviving_spans(side, unit: int) -> pa.Table | None:
+    """The unit's keyed spans, less those of documents removed as duplicates."""
+    spans = side.read("spans", unit)
+    dups = doc_duplicates(side, unit)
+    if spans is None or dups is None:
+        return spans
+    return spans.filter(pc.invert(pc.is_in(spans.column("doc_pos"), dups.column("doc_pos"))))
+
+
+def _cuts_by_doc(cuts: pa.Table | None, ids: dict) -> dict:
+    out: dict = {}
+    if cuts is None:
+        return out
+    for pos, level, start, end, first in zip(*(cuts.column(c).to_pylist() for c in
+                                               ("doc_pos", "level", "start", "end", "first_doc_pos"))):
+        out.setdefault(pos, []).append(Cut(start, end, LEVELS[level], EXACT_DUPLICATE, ids.get(first)))
+    return out
+
+
+def applier(side, min_doc_chars: int, doc_schema: pa.Schema):
+    """Pass 2: make_applier(unit) for run_pass2."""
+    gone_schema = removed_schema(doc_schema)
+
+    def make(unit: int):
+        id_table = side.read("first_ids", unit)
+        ids = dict(zip(*(id_table.column(c).to_pylist() for c in ("first_doc_pos", "id")))) if id_table else {}
+        dups = doc_duplicates(side, unit)
+        dup_of = ({p: ids.get(f) for p, f in zip(dups.column("doc_pos").to_pylist(),
+                                                  dups.column("first_doc_pos").to_pylist())} if dups else {})
+        cuts = _cuts_by_doc(match_firsts(surviving_spans(side, unit), side.read("span_firsts", unit),
+                                         SPAN_KEYS, SPAN_ORDER), ids)
+
+        def apply(docs: pa.RecordBatch) -> dict:
+            return apply_decisions(docs, dup_of, cuts, min_doc_chars, gone_schema)
+        return apply
+    return make
+
+
+def apply_decisions(docs: pa.RecordBatch, dup_of: dict, cuts: dict, min_doc_chars: int,
+                    gone_schema: pa.Schema) -> dict:
+    """One batch: documents that are duplicates go to removed/; the others lose their cut spans
+    and go to kept/, or to removed/ if too little is left."""
+    pos = docs.column("doc_pos").to_pylist()
+    n = len(pos)
+    reason, dup_col = [None] * n, [None] * n
+    cut_rows, new_text, span_out = [], [], []
+    for i, p in enumerate(pos):
+        if p in dup_of:
+            reason[i], dup_col[i] = EXACT_DUPLICATE, dup_of[p]
+        elif p in cuts:
+            text = docs.column("text")[i].as_py()
+            rest, chosen = cut_text(text, cuts[p])
+            cut_rows.append(i)
+            new_text.append(rest)
+            span_out += span_rows(p, docs.column("id")[i].as_py(), text, chosen)
+            if len(rest.strip()) < min_doc_chars:
+                reason[i], dup_col[i] = TOO_SHORT, chosen[0].duplicate_of
+    table = pa.Table.from_batches([docs])
+    if cut_rows:
+        mask = np.zeros(n, dtype=bool)
+        mask[cut_rows] = True
+        text = pc.replace_with_mask(table.column("text").combine_chunks(), pa.array(mask),
+                                    pa.array(new_text, pa.string()))
+        table = table.set_column(table.schema.get_field_index("text"), "text", text)
+    reasons = pa.array(reason, pa.string())
+    gone = reasons.is_valid()
+    removed = table.append_column("reason", reasons).append_column("duplicate_of", pa.array(dup_col, pa.string()))
+    return {"kept": table.filter(pc.invert(gone)), "removed": removed.filter(gone).cast(gone_schema),
+            "removed_spans": pa.Table.from_pylist(span_out, schema=REMOVED_SPAN_SCHEMA)}
 
 
 class ExactDedupStage(Stage):
@@ -136,75 +183,28 @@ class ExactDedupStage(Stage):
     config_class = ExactDedupConfig
     description = "exact duplicates at document, paragraph and sentence level"
 
-    def run(self, ctx, docs) -> StageOutput:
-        from pyspark import StorageLevel
-        from pyspark.sql import Window
-        from pyspark.sql import functions as F
-        from pyspark.sql.pandas.types import from_arrow_schema
-        from pyspark.sql.types import BooleanType, StringType, StructField, StructType
-
+    def run_units(self, ctx, plan) -> StageOutput:
         cfg = ctx.config
-        fp = (docs.select("doc_pos", "id", "text", "lang")
-                  .mapInArrow(fingerprint_batches(vars(cfg), list(ctx.profile.read.code_langs)),
-                              from_arrow_schema(FINGERPRINT_SCHEMA))
-                  .persist(StorageLevel.MEMORY_AND_DISK))
-
-        # Document level: first copy in corpus order wins. A window over each hash group is one
-        # shuffle (a group-by plus join would be two) and sorts a giant group on disk, not in memory.
-        if cfg.document:
-            by_doc_hash = Window.partitionBy("doc_hash").orderBy("doc_pos")
-            ranked = (fp.withColumn("_rank", F.row_number().over(by_doc_hash))
-                        .withColumn("_first_id", F.first("id").over(by_doc_hash))
-                        .persist(StorageLevel.MEMORY_AND_DISK))
-            doc_dups = ranked.where(F.col("_rank") > 1).select("doc_pos", F.col("_first_id").alias("_dup_of"))
-            unique = ranked.where(F.col("_rank") == 1)
-        else:
-            doc_dups = None
-            unique = fp
-
-        # Paragraph and sentence level: every occurrence after the first is cut.
-        spans = unique.select("doc_pos", "id", F.explode("spans").alias("s")).select(
-            "doc_pos", "id", "s.level", "s.start", "s.end", "s.hash")
-        by_span_hash = Window.partitionBy("level", "hash").orderBy("doc_pos", "start")
-        cuts = (spans.withColumn("_rank", F.row_number().over(by_span_hash))
-                .withColumn("_first_id", F.first("id").over(by_span_hash))
-                .where(F.col("_rank") > 1)
-                .groupBy("doc_pos")
-                .agg(F.collect_list(F.struct("level", "start", "end",
-                                             F.col("_first_id").alias("duplicate_of"))).alias("_cuts")))
-
-        annotated = docs
-        if doc_dups is not None:
-            annotated = annotated.join(doc_dups, "doc_pos", "left")
-        else:
-            annotated = annotated.withColumn("_dup_of", F.lit(None).cast("string"))
-        dup_docs = annotated.where(F.col("_dup_of").isNotNull())
-        survivors = annotated.where(F.col("_dup_of").isNull()).drop("_dup_of").join(cuts, "doc_pos", "left")
-        base_fields = [f for f in survivors.schema.fields if f.name != "_cuts"]
-        out_schema = StructType(base_fields + [
-            StructField("_keep", BooleanType()), StructField("_reason", StringType()),
-            from_arrow_schema(pa.schema([("_spans", pa.list_(REMOVED_SPAN_TYPE))]))["_spans"],
-        ])
-        # Only documents that lose spans go through Python; the rest pass straight through.
-        untouched = (survivors.where(F.col("_cuts").isNull()).drop("_cuts")
-                     .withColumn("_keep", F.lit(True)).withColumn("_reason", F.lit(None).cast("string"))
-                     .withColumn("_spans", F.lit(None).cast(out_schema["_spans"].dataType)))
-        cut = survivors.where(F.col("_cuts").isNotNull()).mapInArrow(
-            apply_cuts_batches(cfg.min_doc_chars_after_span_dedup), out_schema)
-        applied = untouched.unionByName(cut).persist(StorageLevel.MEMORY_AND_DISK)
-
-        doc_cols = docs.columns
-        kept = applied.where("_keep").select(*doc_cols)
-        removed = applied.where(~F.col("_keep")).select(
-            *doc_cols, F.col("_reason").alias("reason"),
-            F.element_at(F.col("_spans"), 1)["duplicate_of"].alias("duplicate_of"))
-        removed = removed.unionByName(dup_docs.select(
-            *doc_cols, F.lit(EXACT_DUPLICATE).alias("reason"), F.col("_dup_of").alias("duplicate_of")))
-        removed_spans = applied.select("doc_pos", F.col("id").alias("doc_id"), F.explode("_spans").alias("s")).select(
-            "doc_pos", "doc_id", "s.level", "s.start", "s.end", "s.text", "s.duplicate_of")
-        return StageOutput(kept=kept, removed=removed, extra={"removed_spans": removed_spans},
-                           span_outputs=("removed_spans",),
-                           order={"removed_spans": ["doc_pos", "start"]})
+        side = side_files(ctx)
+        with ctx.timed("pass1"):
+            counts = run_pass1(ctx, plan, fingerprint(vars(cfg), list(ctx.profile.read.code_langs)), side)
+            ctx.log(f"pass 1: keyed {counts['docs']:,} documents")
+        with ctx.timed("decide"):
+            n_docs = (global_firsts(ctx, plan, side, "doc_firsts", lambda u: side.read("docs", u), DOC_KEYS, DOC_ORDER)
+                      if cfg.document else 0)
+            n_spans = global_firsts(ctx, plan, side, "span_firsts", lambda u: surviving_spans(side, u),
+                                    SPAN_KEYS, SPAN_ORDER)
+            resolve_ids(ctx, plan, side, ["doc_firsts", "span_firsts"], "first_ids",
+                        lambda u: side.read("docs", u, ["doc_pos", "id"]))
+            ctx.log(f"decided: {n_docs:,} duplicated document keys, {n_spans:,} duplicated span keys (per unit)")
+        with ctx.timed("pass2"):
+            doc_schema = plan.doc_schema
+            run_pass2(ctx, plan, applier(side, cfg.min_doc_chars_after_span_dedup, doc_schema),
+                      {"kept": doc_schema, "removed": removed_schema(doc_schema),
+                       "removed_spans": REMOVED_SPAN_SCHEMA})
+        side.remove()
+        return StageOutput(written=("kept", "removed", "removed_spans"), span_outputs=("removed_spans",),
+                           input_counts=counts)
 
 
 STAGE = ExactDedupStage()

@@ -285,6 +285,7 @@ class ReadUnit:
     fmt: str
     row_groups: tuple = ()  # parquet
     first_row: int = 0  # parquet: file row number of the unit's first row
+    est_bytes: int = 0  # about how much text it holds: the largest units are scheduled first
 
 
 @dataclass
@@ -299,6 +300,11 @@ class ReadPlan:
     def doc_columns(self) -> list:
         return [*S.DOC_COLUMNS, *self.extras]
 
+    @property
+    def doc_schema(self) -> pa.Schema:
+        """The documents' schema (what split_read_batch yields, what kept/ holds)."""
+        return pa.schema([self.schema.field(n) for n in self.doc_columns])
+
 
 def plan_read(inputs: InputSet, settings: ReadSettings) -> ReadPlan:
     """Units and output schema of an input, from file names and parquet footers (driver only)."""
@@ -306,8 +312,9 @@ def plan_read(inputs: InputSet, settings: ReadSettings) -> ReadPlan:
 
     units, bad, extra_fields = [], [], {}
     for f in inputs.files:
-        if f.fmt == "jsonl":
-            units.append(ReadUnit(len(units), f.path, f.rel, f.index, "jsonl"))
+        if f.fmt == "jsonl":  # gzip holds ~4x its size in text
+            est = f.size * (4 if f.path.lower().endswith(".gz") else 1)
+            units.append(ReadUnit(len(units), f.path, f.rel, f.index, "jsonl", est_bytes=est))
             continue
         try:
             meta = pq.ParquetFile(f.path).metadata
@@ -327,13 +334,13 @@ def plan_read(inputs: InputSet, settings: ReadSettings) -> ReadPlan:
         for g in range(meta.num_row_groups):
             rg = meta.row_group(g)
             if groups and size + rg.total_byte_size > settings.unit_bytes:
-                units.append(ReadUnit(len(units), f.path, f.rel, f.index, "parquet", tuple(groups), first))
+                units.append(ReadUnit(len(units), f.path, f.rel, f.index, "parquet", tuple(groups), first, size))
                 groups, size, first = [], 0, row
             groups.append(g)
             size += rg.total_byte_size
             row += rg.num_rows
         if groups:
-            units.append(ReadUnit(len(units), f.path, f.rel, f.index, "parquet", tuple(groups), first))
+            units.append(ReadUnit(len(units), f.path, f.rel, f.index, "parquet", tuple(groups), first, size))
     extras = sorted(extra_fields)
     schema = pa.schema(list(S.DOC_SCHEMA) + [pa.field(n, extra_fields[n][0]) for n in extras]
                        + [f for f in READ_BASE_SCHEMA if f.name not in S.DOC_COLUMNS])
@@ -509,8 +516,11 @@ def split_read_batch(batch: pa.RecordBatch, plan: ReadPlan) -> tuple:
 
 
 def units_rdd(spark, plan: ReadPlan):
-    """An RDD of unit numbers, one Spark partition (task) per unit, in unit order."""
-    return spark.sparkContext.parallelize([u.index for u in plan.units], max(1, len(plan.units)))
+    """An RDD of unit numbers, one Spark partition (task) per unit, the largest units first (Spark
+    starts tasks in partition order: a big unit started last would leave the other cores idle).
+    Outputs are named by unit number, so this order never shows in them."""
+    order = sorted(plan.units, key=lambda u: (-u.est_bytes, u.index))
+    return spark.sparkContext.parallelize([u.index for u in order], max(1, len(plan.units)))
 
 
 def units_frame(spark, plan: ReadPlan):

@@ -33,6 +33,13 @@ QUARANTINE_SCHEMA = pa.schema([
     ("n_chars", pa.int64()),  # characters of a readable text that was refused (too large), else 0
 ])
 
+
+
+def removed_schema(doc_schema: pa.Schema) -> pa.Schema:
+    """removed/: the documents' columns, then why each went and the id it duplicates (or null)."""
+    return doc_schema.append(pa.field("reason", pa.string())).append(pa.field("duplicate_of", pa.string()))
+
+
 # Reasons a record is quarantined.
 INVALID_JSON = "invalid_json"
 NOT_AN_OBJECT = "not_an_object"

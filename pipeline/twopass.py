@@ -1,0 +1,225 @@
+"""The two-pass dedup engine: dedup moves keys across the cluster, never text.
+
+Pass 1, per read unit (one Spark task per unit, as `tokenize` reads): read the unit with the
+pipeline's reader, quarantine the refused records, and write the stage's small per-document
+records (its `fingerprint`: keys, hashes, offsets; later signatures or embeddings) to side files
+`_twopass/<name>/part-NNNNN.parquet`. No text leaves the task.
+
+Decide, over those records only: `global_firsts` applies pipeline.first's "first occurrence wins"
+rule to every key of the corpus. Each unit first reduces its records to one row per key (the
+unit's first occurrence and a count: the rule is associative), those rows are exchanged by key,
+the rule is applied again per key, and every unit gets back, for its keys that occur more than
+once anywhere, the position of the corpus-wide first occurrence: one decision file per unit.
+`resolve_ids` fetches the ids of those first occurrences from the units that hold them (for
+`duplicate_of`). Every exchange moves Arrow blobs of keys and positions (pipeline.exchange).
+
+Pass 2, per read unit: read the unit again where it lies, apply its decisions (the stage's
+`applier`: drop documents, cut spans through pipeline.spans) and write kept/, removed/ and span
+outputs, one file per unit, in input order.
+
+The cost is reading the input twice (cheap next to fingerprinting) and shuffling about one
+small row per distinct key per unit; text is read, cut and written only inside the tasks.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.exchange import exchange, from_blobs, split_by
+from pipeline.first import first_occurrence
+from pipeline.hashing import partition_of
+from pipeline.readers import read_unit, split_read_batch, units_rdd
+from pipeline.schema import QUARANTINE_SCHEMA
+from pipeline.taskfiles import PartWriter, ensure_schema_file, read_part, write_part
+
+SIDE_DIR = "_twopass"
+
+
+@dataclass(frozen=True)
+class Side:
+    """The engine's per-unit side files (records, decisions), inside the stage's work dir."""
+    root: str
+
+    def dir(self, name: str) -> Path:
+        return Path(self.root) / name
+
+    def read(self, name: str, unit: int, columns=None) -> pa.Table | None:
+        return read_part(self.dir(name), unit, columns)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def side_files(ctx) -> Side:
+    return Side(str(ctx.work_dir / SIDE_DIR))
+
+
+def _attempt() -> int:
+    from pyspark import TaskContext
+
+    return TaskContext.get().taskAttemptId()
+
+
+def _order_names(order) -> list[str]:
+    return [o if isinstance(o, str) else o[0] for o in order]
+
+
+def _shuffle_partitions(spark) -> int:
+    return max(1, int(spark.conf.get("spark.sql.shuffle.partitions")))
+
+
+def run_pass1(ctx, plan, fingerprint, side: Side) -> dict:
+    """Read every unit, quarantine refused records, write fingerprint(docs) -> {name: table} to
+    side files. Returns the documents' {"docs", "chars"} (the runner's input counts)."""
+    quarantine_dir = str(ctx.work_dir / "quarantine")
+
+    def run(unit_numbers):
+        attempt = _attempt()
+        n_docs = n_chars = 0
+        for u in unit_numbers:
+            quarantine = PartWriter(quarantine_dir, u, attempt, QUARANTINE_SCHEMA)
+            writers: dict = {}
+            for raw in read_unit(plan.units[u], plan):
+                docs, refused = split_read_batch(raw, plan)
+                quarantine.write(refused)
+                if docs.num_rows == 0:
+                    continue
+                n_docs += docs.num_rows
+                n_chars += int(pc.sum(pc.utf8_length(docs.column("text"))).as_py() or 0)
+                for name, table in fingerprint(docs).items():
+                    if name not in writers:
+                        writers[name] = PartWriter(side.dir(name), u, attempt, table.schema)
+                    writers[name].write(table)
+            quarantine.close()
+            for w in writers.values():
+                w.close()
+        yield n_docs, n_chars
+
+    rows = units_rdd(ctx.spark, plan).mapPartitions(run).collect()
+    return {"docs": sum(r[0] for r in rows), "chars": sum(r[1] for r in rows)}
+
+
+def global_firsts(ctx, plan, side: Side, out: str, keys_of_unit, keys, order, hash_key: str = "hi") -> int:
+    """For every unit, write side file `out`: one row per key of the unit that occurs more than
+    once in the corpus, with the corpus-wide first occurrence (`first_<order column>`,
+    `first_unit`) and `group_size`. keys_of_unit(u) -> table with `keys` and `order` columns (or
+    None); `hash_key`: a uniformly hashed uint64 key column that picks the exchange partition.
+    Returns the number of decision rows."""
+    order_names = _order_names(order)
+    n_units, n_parts = len(plan.units), _shuffle_partitions(ctx.spark)
+
+    def combine(unit_numbers):  # per unit: one row per key (its first here) and a count
+        for u in unit_numbers:
+            t = keys_of_unit(u)
+            if t is None or t.num_rows == 0:
+                continue
+            t = t.select([*keys, *order_names])
+            g = first_occurrence(t, keys, order)
+            firsts = t.filter(pa.array(g.is_first))
+            firsts = firsts.append_column("count", pa.array(g.size[g.is_first])).append_column(
+                "unit", pa.array(np.full(firsts.num_rows, u, np.int32)))
+            yield from split_by(firsts, partition_of(firsts.column(hash_key).to_numpy(), n_parts))
+
+    def decide(pairs):  # per key partition: the rule again, over the units' firsts
+        t = from_blobs(b for _, b in pairs)
+        if t is None:
+            return
+        g = first_occurrence(t, keys, order, counts="count")
+        dup = g.size > 1
+        if not dup.any():
+            return
+        rows, first = t.filter(pa.array(dup)), pa.array(g.first[dup])
+        cols = {k: rows.column(k) for k in keys}
+        cols.update({f"first_{o}": t.column(o).take(first) for o in order_names})
+        cols["first_unit"] = t.column("unit").take(first)
+        cols["group_size"] = pa.array(g.size[dup])
+        yield from split_by(pa.table(cols), rows.column("unit").to_numpy())
+
+    def write(pairs):  # per unit: its decisions, sorted by key
+        pairs = list(pairs)
+        if pairs:
+            t = from_blobs(b for _, b in pairs).sort_by([(k, "ascending") for k in keys])
+            write_part(side.dir(out), pairs[0][0], _attempt(), t)
+            yield t.num_rows
+
+    decided = exchange(units_rdd(ctx.spark, plan).mapPartitions(combine), n_parts).mapPartitions(decide)
+    return int(exchange(decided, n_units).mapPartitions(write).sum())
+
+
+def match_firsts(rows: pa.Table | None, firsts: pa.Table | None, keys, order) -> pa.Table | None:
+    """The rows (in their order) whose key is in a unit's decisions and that are not the first
+    occurrence themselves, with the decision's columns (first_<order>, first_unit, ...); None
+    when the unit has no such rows."""
+    order_names = _order_names(order)
+    if rows is None or firsts is None or rows.num_rows == 0 or firsts.num_rows == 0:
+        return None
+    rows = rows.append_column("_row", pa.array(np.arange(rows.num_rows)))
+    j = rows.join(firsts, keys, join_type="inner")
+    same = None
+    for o in order_names:
+        eq = pc.equal(j.column(o), j.column(f"first_{o}"))
+        same = eq if same is None else pc.and_(same, eq)
+    return j.filter(pc.invert(same)).sort_by("_row").drop_columns(["_row"])
+
+
+def resolve_ids(ctx, plan, side: Side, decisions: list[str], out: str, ids_of_unit) -> None:
+    """Side file `out` per unit: (first_doc_pos, id) for every first occurrence its decisions
+    name, asked of the unit that holds it. ids_of_unit(u) -> table (doc_pos, id)."""
+    n_units = len(plan.units)
+
+    def ask(unit_numbers):
+        for u in unit_numbers:
+            refs = [t for t in (side.read(n, u, ["first_unit", "first_doc_pos"]) for n in decisions) if t is not None]
+            if not refs:
+                continue
+            refs = pa.concat_tables(refs).group_by(["first_unit", "first_doc_pos"]).aggregate([])
+            refs = refs.append_column("target", pa.array(np.full(refs.num_rows, u, np.int32)))
+            yield from split_by(refs, refs.column("first_unit").to_numpy())
+
+    def answer(pairs):
+        pairs = list(pairs)
+        if pairs:
+            refs = from_blobs(b for _, b in pairs)
+            ids = ids_of_unit(pairs[0][0]).rename_columns(["first_doc_pos", "id"])
+            found = refs.join(ids, "first_doc_pos", join_type="inner")
+            yield from split_by(found.select(["first_doc_pos", "id"]), found.column("target").to_numpy())
+
+    def write(pairs):
+        pairs = list(pairs)
+        if pairs:
+            t = from_blobs(b for _, b in pairs).sort_by("first_doc_pos")
+            write_part(side.dir(out), pairs[0][0], _attempt(), t)
+        yield len(pairs)
+
+    asked = exchange(units_rdd(ctx.spark, plan).mapPartitions(ask), n_units).mapPartitions(answer)
+    exchange(asked, n_units).mapPartitions(write).count()
+
+
+def run_pass2(ctx, plan, make_applier, outputs: dict) -> None:
+    """Read every unit again and write applier(docs) -> {output name: table} into work_dir/<name>/
+    (one part per unit; `outputs`: name -> schema). make_applier(unit) loads the unit's decisions
+    once and returns the applier for its batches. Refused records were quarantined in pass 1."""
+    work = str(ctx.work_dir)
+
+    def run(unit_numbers):
+        attempt = _attempt()
+        for u in unit_numbers:
+            apply = make_applier(u)
+            writers = {name: PartWriter(Path(work) / name, u, attempt, schema) for name, schema in outputs.items()}
+            for raw in read_unit(plan.units[u], plan):
+                docs, _ = split_read_batch(raw, plan)
+                if docs.num_rows:
+                    for name, table in apply(docs).items():
+                        writers[name].write(table)
+            for w in writers.values():
+                w.close()
+        yield 1
+
+    units_rdd(ctx.spark, plan).mapPartitions(run).count()
+    for name, schema in outputs.items():
+        ensure_schema_file(ctx.work_dir / name, schema)
