@@ -49,14 +49,16 @@ def cmd_train(a):
 
 
 def cmd_export(a):
-    from .hf_export import export_checkpoint, tokenizer_from_manifest
     from .checkpoint import resolve_checkpoint_dir
+    from .hf_export import export_model_hf, tokenizer_from_manifest
+    from .loading import load_checkpoint_or_hf
     tok = a.tokenizer
     if tok is None:  # the training run remembers its data dir, whose manifest may name the tokenizer
         st = resolve_checkpoint_dir(a.checkpoint) / "trainer_state.json"
         if st.exists():
             tok = tokenizer_from_manifest(json.loads(st.read_text()).get("train", {}).get("data"))
-    out = export_checkpoint(a.checkpoint, a.out, tok, a.dtype)
+    # Export only reads the weights out, so the reference attention (no xformers, no GPU) will do.
+    out = export_model_hf(load_checkpoint_or_hf(a.checkpoint, attention="reference"), a.out, tok, a.dtype)
     print(json.dumps({"exported": str(out), "tokenizer": str(tok) if tok else None}))
     if tok is None:
         print("note: no tokenizer given (--tokenizer PATH/tokenizer.model); exported weights and config only",
@@ -66,15 +68,15 @@ def cmd_export(a):
 def cmd_score(a):
     import numpy as np
     import torch
-    from .checkpoint import load_model
     from .data import DataError
+    from .loading import load_checkpoint_or_hf
     if not Path(a.tokens).exists():
         raise FileNotFoundError(f"token file not found: {a.tokens}")
     ids = np.load(a.tokens)
     if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
         raise DataError(f"{a.tokens} must hold an integer [batch, length] array, got {ids.dtype} {ids.shape}")
     torch.set_num_threads(a.threads or min(2, os.cpu_count() or 1))
-    model = load_model(a.checkpoint, attention=a.attention).eval()
+    model = load_checkpoint_or_hf(a.checkpoint, attention=a.attention).eval()
     if ids.size and (ids.min() < 0 or ids.max() >= model.cfg.vocab_size):
         raise DataError(f"token ids must lie in [0, {model.cfg.vocab_size})")
     x = torch.from_numpy(ids.astype(np.int64))
@@ -86,9 +88,9 @@ def cmd_score(a):
 
 
 def cmd_eval(a):
-    from .checkpoint import load_model
+    from .loading import load_checkpoint_or_hf
     from .train import evaluate
-    model = load_model(a.checkpoint, attention=a.attention)
+    model = load_checkpoint_or_hf(a.checkpoint, attention=a.attention)
     print(json.dumps(evaluate(model, a.data, a.seq_len, a.batch_size, a.max_samples, a.threads)))
 
 

@@ -117,18 +117,19 @@ def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
     return p
 
 
-def load_model(path: str | os.PathLike, attention: str = "auto", **model_kw) -> Baichuan:
-    """Our checkpoint (model_config.json) or an exported Hugging Face Baichuan dir (config.json)."""
+def load_trainer_model(path: str | os.PathLike, attention: str = "auto", **model_kw) -> Baichuan:
+    """A Baichuan model from our trainer checkpoint (model_config.json + model.safetensors).
+
+    `path` may be the model dir, a training run's output dir or its checkpoints/ dir (-> latest).
+    Exported Hugging Face dirs are not read here: model.loading.load_checkpoint_or_hf reads both,
+    so that this module never has to import model.hf_export (which imports this one).
+    """
     p = resolve_checkpoint_dir(path)
-    if (p / MODEL_CONFIG).exists():
-        cfg = ModelConfig.from_dict(json.loads((p / MODEL_CONFIG).read_text()))
-        if not (p / WEIGHTS).exists():
-            raise CheckpointError(f"{p} has {MODEL_CONFIG} but no {WEIGHTS}")
-        model = Baichuan(cfg, attention=attention, **model_kw)
-        model.load_state_dict(load_file(str(p / WEIGHTS)), strict=True)
-        return model
-    if (p / "config.json").exists():
-        from .hf_export import import_hf
-        return import_hf(p, attention=attention, **model_kw)
-    raise CheckpointError(f"{p} is neither a trainer checkpoint ({MODEL_CONFIG}) nor an exported "
-                          "Baichuan directory (config.json)")
+    if not (p / MODEL_CONFIG).exists():
+        raise CheckpointError(f"{p} is not a trainer checkpoint (no {MODEL_CONFIG})")
+    if not (p / WEIGHTS).exists():
+        raise CheckpointError(f"{p} has {MODEL_CONFIG} but no {WEIGHTS}")
+    cfg = ModelConfig.from_dict(json.loads((p / MODEL_CONFIG).read_text()))
+    model = Baichuan(cfg, attention=attention, **model_kw)
+    model.load_state_dict(load_file(str(p / WEIGHTS)), strict=True)
+    return model

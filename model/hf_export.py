@@ -21,7 +21,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from .checkpoint import CheckpointError, load_model, save_weights
+# None of these imports model.hf_export back: the loader that reads both our checkpoints and
+# exported dirs is model.loading, above this module and model.checkpoint.
+from .checkpoint import CheckpointError, save_weights
 from .configs import ModelConfig
 from .data import DataError, shard_manifest
 from .model import Baichuan
@@ -147,8 +149,14 @@ def write_tokenizer(tokenizer: Path, out: Path, cfg: ModelConfig) -> None:
     (out / "special_tokens_map.json").write_text(json.dumps(SPECIAL_TOKENS, indent=2) + "\n")
 
 
-def export_hf(model: Baichuan, out: str | os.PathLike, tokenizer: str | os.PathLike | None = None,
-              dtype: str = "float32") -> Path:
+def export_model_hf(model: Baichuan, out: str | os.PathLike, tokenizer: str | os.PathLike | None = None,
+                    dtype: str = "float32") -> Path:
+    """Write `model` as a Hugging Face Baichuan dir (config.json, model.safetensors in `dtype`,
+    generation_config.json) and, given a SentencePiece `tokenizer`, its tokenizer files. Returns `out`.
+
+    Named for the model to tell it from tokenizer_training.hf_export.export_tokenizer_hf, which
+    writes the tokenizer files alone.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
@@ -181,7 +189,9 @@ def _load_hf_weights(d: Path) -> dict:
     raise CheckpointError(f"no *.safetensors or pytorch_model*.bin weights in {d}")
 
 
-def import_hf(path: str | os.PathLike, attention: str = "auto", **model_kw) -> Baichuan:
+def import_model_hf(path: str | os.PathLike, attention: str = "auto", **model_kw) -> Baichuan:
+    """A Baichuan model from a Hugging Face Baichuan dir (config.json + safetensors or .bin weights),
+    as export_model_hf writes it or as released. Raises CheckpointError if the weights do not fit."""
     d = Path(path)
     cfg_file = d / "config.json"
     if not cfg_file.exists():
@@ -195,7 +205,3 @@ def import_hf(path: str | os.PathLike, attention: str = "auto", **model_kw) -> B
                               f"unexpected {unexpected[:4]}")
     return model
 
-
-def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
-                      tokenizer: str | os.PathLike | None = None, dtype: str = "float32") -> Path:
-    return export_hf(load_model(checkpoint, attention="reference"), out, tokenizer, dtype)

@@ -29,7 +29,7 @@ import torch
 
 from pipeline.indexed_dataset import IndexedDatasetWriter
 
-from .checkpoint import load_model
+from .checkpoint import load_trainer_model
 from .configs import get_config
 from .data import DataError, PackedSamples, TokenShards, find_shards, manifest_vocab_size
 from .train import TrainConfig, train
@@ -126,7 +126,7 @@ def split_heldout(data: str, out: Path, eval_tokens: int, seed: int, vocab: int)
 @torch.no_grad()
 def heldout_loss(ckpt_path: str, eval_dir: str, seq_len: int, batch_size: int = 32) -> dict:
     """Mean CE over every packed sample of the held-out slice (file order, no shuffle)."""
-    model = load_model(ckpt_path, attention="auto")
+    model = load_trainer_model(ckpt_path, attention="auto")  # a run of this sweep
     model.eval()
     samples = PackedSamples(TokenShards(find_shards(eval_dir)), seq_len, shuffle=False)
     n = len(samples)

@@ -29,6 +29,7 @@ import torch.distributed as dist
 from . import checkpoint as ckpt
 from .configs import get_config
 from .data import DataError, PackedSamples, TokenShards, find_shards, manifest_vocab_size, unigram_entropy
+from .loading import load_checkpoint_or_hf
 from .model import Baichuan, param_groups
 
 
@@ -255,7 +256,7 @@ def train(tc: TrainConfig) -> dict:
         cfg = cfg.replace(max_position=tc.seq_len)
     model = Baichuan(cfg, attention=tc.attention, activation_checkpointing=tc.activation_checkpointing)
     if tc.init_from:
-        src = ckpt.load_model(tc.init_from, attention="reference")
+        src = load_checkpoint_or_hf(tc.init_from, attention="reference")
         if src.cfg.vocab_size != vocab or src.cfg.hidden_size != cfg.hidden_size:
             raise ckpt.CheckpointError(f"--init-from {tc.init_from} has a different shape than {tc.model} "
                                        f"with vocab {vocab}")

@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from model.checkpoint import load_model
-from model.hf_export import config_from_hf, export_hf, import_hf
+from model.checkpoint import CheckpointError, load_trainer_model
 from model.configs import get_config
+from model.hf_export import config_from_hf, export_model_hf, import_model_hf
+from model.loading import load_checkpoint_or_hf
 from model.model import Baichuan
 from pipeline.indexed_dataset import IndexedDatasetWriter
 
@@ -75,11 +76,11 @@ def test_init_export_import_score(tmp_path, tokenizer_model, config):
     assert torch.allclose(w["lm_head.weight"].norm(dim=-1), torch.ones(512), atol=1e-6)  # normalised rows
 
     # The original checkpoint and the imported export give the same logits.
-    orig = load_model(ck, attention="sdpa").eval()
+    orig = load_trainer_model(ck, attention="sdpa").eval()
     raw = load_file(str(ck / "model.safetensors"))["lm_head.weight"]
     assert torch.equal(w["lm_head.weight"], F.normalize(raw, dim=-1))
     assert not torch.allclose(raw.norm(dim=-1), torch.ones(512))  # the checkpoint kept raw rows
-    imported = import_hf(hf, attention="sdpa").eval()
+    imported = import_model_hf(hf, attention="sdpa").eval()
     assert imported.cfg.position == tiny.position
     x = torch.randint(0, 512, (3, 21))
     with torch.no_grad():
@@ -88,7 +89,7 @@ def test_init_export_import_score(tmp_path, tokenizer_model, config):
     torch.testing.assert_close(li, lo, atol=1e-5, rtol=1e-6)
     assert (li - lo).abs().max().item() < 1e-5
     # A second round trip is exact: export(import(export)) holds the same tensors.
-    export_hf(imported, tmp_path / "hf2")
+    export_model_hf(imported, tmp_path / "hf2")
     w2 = load_file(str(tmp_path / "hf2" / "model.safetensors"))
     assert all(torch.allclose(w[k], w2[k], atol=1e-7, rtol=0) for k in w)
 
@@ -100,6 +101,15 @@ def test_init_export_import_score(tmp_path, tokenizer_model, config):
         assert got.dtype == np.float32 and got.shape == (3, 21, 512)
         np.testing.assert_allclose(got, ref.numpy(), atol=2e-5, rtol=1e-5)
 
+    # The trainer-checkpoint loader reads only our format; the loader above it reads both.
+    with pytest.raises(CheckpointError, match="not a trainer checkpoint"):
+        load_trainer_model(hf)
+    for src, ref in ((hf, imported), (ck, orig)):
+        got = load_checkpoint_or_hf(src, attention="sdpa").state_dict()
+        assert all(torch.equal(got[k], v) for k, v in ref.state_dict().items())
+    with pytest.raises(CheckpointError, match="neither a trainer checkpoint"):
+        load_checkpoint_or_hf(tmp_path)
+
 
 def test_eval_on_a_shard(tmp_path):
     rng = np.random.default_rng(0)
@@ -109,7 +119,7 @@ def test_eval_on_a_shard(tmp_path):
             wr.add_document(np.append(rng.integers(3, 512, rng.integers(10, 80)), 2))
     torch.manual_seed(0)
     m = Baichuan(get_config("tiny", vocab_size=512))
-    export_hf(m, tmp_path / "hf")
+    export_model_hf(m, tmp_path / "hf")
     p = run_cli("eval", "--checkpoint", tmp_path / "hf", "--data", prefix, "--seq-len", 32)
     res = json.loads(p.stdout.strip().splitlines()[-1])
     # the same mean computed here: all packed windows, file order

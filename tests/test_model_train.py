@@ -88,6 +88,45 @@ def test_packing_keeps_documents_and_covers_the_stream(tmp_path):
     assert np.array_equal(seq.sample(0), np.concatenate(docs)[: T + 1])
 
 
+def test_packing_windows_and_document_boundaries(tmp_path):
+    """File order: sample i is the stream's tokens [i*T, i*T + T + 1), neighbours share one token, a
+    document runs on across the sample edge, and the tail short of a sample is left out."""
+    docs = [[10, 11, 2], [20, 21, 22, 23, 2], [30, 2], [40, 41, 42, 2]]
+    d = write_shards(tmp_path / "s", [docs[:2], docs[2:]])
+    ps = PackedSamples(TokenShards(find_shards(d)), 4, shuffle=False)
+    assert len(ps) == 3  # 14 tokens: 3 samples of 5 use 13, the last </s> is dropped
+    assert ps.batch(0, 3).tolist() == [[10, 11, 2, 20, 21], [21, 22, 23, 2, 30], [30, 2, 40, 41, 42]]
+    # The token after every </s> starts a document: the </s> alone marks the boundary.
+    starts = {doc[0] for doc in docs}
+    for s in ps.batch(0, 3):
+        assert all(s[k + 1] in starts for k in np.where(s[:-1] == 2)[0])
+    short = write_shards(tmp_path / "short", [[np.array([1, 2])]])
+    with pytest.raises(DataError, match="fewer than one sample"):
+        PackedSamples(TokenShards(find_shards(short)), 4096)
+
+
+def test_document_order_is_seeded_per_epoch(tmp_path):
+    """Each epoch puts every document of every shard (an empty shard among them) in a seeded order:
+    the same (seed, epoch) gives the same order, on a reader opened again too; another seed or
+    epoch gives another."""
+    docs = [np.array([10 + i, 2]) for i in range(8)]
+    d = write_shards(tmp_path / "s", [docs[:3], [], docs[3:]])
+    shards = TokenShards(find_shards(d))
+    assert shards.num_docs == 8 and shards.doc_shard.tolist() == [0, 0, 0, 2, 2, 2, 2, 2]
+
+    def order(ps, epoch):
+        ps._prepare(epoch)
+        return [int(ps.shards.doc(int(i))[0]) - 10 for i in ps._doc_order]  # back to indices into docs
+
+    ps = PackedSamples(shards, 3, seed=1)
+    first = order(ps, 0)
+    assert sorted(first) == list(range(8))
+    assert order(PackedSamples(TokenShards(find_shards(d)), 3, seed=1), 0) == first
+    assert order(PackedSamples(shards, 3, seed=2), 0) != first
+    assert sorted(order(ps, 1)) == list(range(8)) and order(ps, 1) != first
+    assert order(ps, 0) == first  # going back to an epoch rebuilds the same order
+
+
 def test_shard_discovery_and_vocab(tmp_path):
     d = write_shards(tmp_path / "s", [[np.array([3, 4, 2])], [np.array([5, 600, 2])]], vocab=512)
     assert [Path(p).name for p in find_shards(d)] == ["shard-00000", "shard-00001"]

@@ -1,7 +1,8 @@
 """Token shards: the `tokenize` stage in Spark, read back with an independent Megatron reader
 written here from the documented format, plus the parquet token shards, reproducibility,
-`repeats`, and the shuffle / packing helpers."""
+`repeats`, and the trainer's packing read over the stage's shards."""
 import gzip
+import hashlib
 import itertools
 import json
 import struct
@@ -17,8 +18,9 @@ import sentencepiece as spm
 from conftest import CORPORA, read_dir, small_tokenizer, write_jsonl
 from pipeline.config import load_profile
 from pipeline.stage import run_stage
-from tokenizer_training.shards import (pack_documents, pack_shards, shuffled_document_order, verify_shards,
-                                       write_shard)
+from model.data import PackedSamples, TokenShards, find_shards, manifest_vocab_size
+from pipeline.indexed_dataset import IndexedDatasetWriter
+from tokenizer_training.shards import shard_entry, shard_name
 from tokenizer_training.stage import TOKENIZE_STAGE
 
 # ------------------------------------------------------------------------------------------
@@ -116,7 +118,11 @@ def test_bin_idx_match_sentencepiece(tokenized, model):
     for d in docs:
         by_lang[d["lang"]] += len(expected_ids(sp, d["text"]))
     assert man["tokens_by_lang"] == dict(by_lang)
-    assert verify_shards(tmp / "out1" / "shards") == []
+    for s in man["shards"]:  # the manifest's checksums are those of the files
+        for key in ("bin", "idx"):
+            f = tmp / "out1" / "shards" / s[key]
+            assert hashlib.sha256(f.read_bytes()).hexdigest() == s[key + "_sha256"]
+            assert f.stat().st_size == s[key + "_bytes"]
 
 
 def test_parquet_token_shards(tokenized, model):
@@ -222,51 +228,51 @@ def test_bad_records_are_quarantined_and_reconciled(tmp_path, spark, model):
 
 
 def test_trainer_reads_shards(tokenized):
+    """model/data.py's PackedSamples (the one packer) over the stage's shards, checked against the
+    documents as the independent Megatron reader above sees them."""
     tmp, docs, _, _ = tokenized
-    from model.data import TokenShards, find_shards, manifest_vocab_size
-
     d = tmp / "out1" / "shards"
     assert manifest_vocab_size(d) == 4000
+    seqs = read_all_shards(d)
     shards = TokenShards(find_shards(d))
-    assert shards.num_docs == len(docs)
-    packed = pack_shards(d, seq_len=64, seed=3)
-    assert packed.tokens.shape[1] == 65 and packed.tokens.dtype == np.int32
-    # a new document starts right after every </s>
-    for row, pos in zip(packed.tokens, packed.position_ids):
-        after_eos = np.where(row[:-1] == 2)[0] + 1
-        assert (pos[after_eos] == 0).all()
+    assert shards.num_docs == len(docs) and shards.num_tokens == sum(map(len, seqs))
+    T = 64
+    # File order: sample i is the stream's window [i*T, i*T + T + 1), documents whole and in order.
+    stream = np.concatenate([np.asarray(s) for s in seqs])
+    seq = PackedSamples(shards, T, shuffle=False)
+    assert len(seq) == (len(stream) - 1) // T
+    for i in range(len(seq)):
+        assert np.array_equal(seq.sample(i), stream[i * T: i * T + T + 1])
+    # Shuffled: every sample is a window of that epoch's stream of whole documents, each once; a new
+    # reader with the same seed gives the same samples.
+    ps = PackedSamples(shards, T, seed=3)
+    ps._prepare(0)
+    assert sorted(ps._doc_order.tolist()) == list(range(len(docs)))
+    shuffled = np.concatenate([shards.doc(int(i)) for i in ps._doc_order])
+    windows = {tuple(shuffled[k * T: k * T + T + 1]) for k in range(len(ps))}
+    samples = ps.batch(0, len(ps))
+    assert {tuple(s) for s in samples} == windows
+    again = PackedSamples(TokenShards(find_shards(d)), T, seed=3)
+    assert np.array_equal(again.batch(0, len(ps)), samples)
 
 
 # ------------------------------------------------------------------------------------------
-def test_write_shard_int32_large_ids(tmp_path):
+def test_shard_int32_large_ids_and_entry(tmp_path):
+    """The stage's way of writing a shard (IndexedDatasetWriter, int32, then shard_entry) keeps ids
+    beyond 16 bits and empty documents, and the entry's checksums are those of the files."""
     docs = [[0, 1, 65535, 65536, 125695], [], [7] * 10, list(range(70000, 70100))]
-    entry = write_shard(tmp_path, 3, docs, sources=["a", "b", "a", "c"], langs=["en"] * 4)
-    code, seqs, doc_idx = megatron_read(tmp_path / "shard-00003")
+    prefix = tmp_path / shard_name(3)
+    with IndexedDatasetWriter(prefix, dtype=np.int32) as w:
+        for doc in docs:
+            w.add_document(np.asarray(doc, dtype=np.int32))
+    entry = shard_entry(prefix, 3, len(docs), 115, {"b": 0, "a": 15, "c": 100}, {"en": 115})
+    code, seqs, doc_idx = megatron_read(prefix)
     assert code == 4 and seqs == docs and doc_idx == [0, 1, 2, 3, 4]
-    assert entry["tokens"] == 115 and entry["tokens_by_source"] == {"a": 15, "b": 0, "c": 100}
-    import hashlib
-
-    assert entry["bin_sha256"] == hashlib.sha256((tmp_path / "shard-00003.bin").read_bytes()).hexdigest()
-
-
-def test_shuffled_document_order():
-    a = shuffled_document_order([3, 0, 5], seed=1)
-    assert sorted(map(tuple, a)) == [(0, 0), (0, 1), (0, 2), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4)]
-    assert (a == shuffled_document_order([3, 0, 5], seed=1)).all()
-    assert not (a == shuffled_document_order([3, 0, 5], seed=2)).all()
-    assert not (a == shuffled_document_order([3, 0, 5], seed=1, epoch=1)).all()
-
-
-def test_pack_documents_boundaries():
-    docs = [[10, 11, 2], [20, 21, 22, 23, 2], [30, 2], [40, 41, 42, 2]]
-    p = pack_documents(docs, seq_len=4)
-    stream = sum(docs, [])
-    assert p.tokens.shape == (3, 5)
-    for i in range(3):
-        assert p.tokens[i].tolist() == stream[4 * i: 4 * i + 5]
-    assert p.position_ids[0].tolist() == [0, 1, 2, 0, 1]
-    assert p.segment_ids[0].tolist() == [0, 0, 0, 1, 1]
-    assert p.position_ids[1].tolist() == [1, 2, 3, 4, 0]  # continues across the sample edge
-    assert p.segment_ids[1].tolist() == [0, 0, 0, 0, 1]
-    assert p.dropped_tail_tokens == len(stream) - 13
-    assert pack_documents([[1, 2]], seq_len=4096).tokens.shape == (0, 4097)
+    assert entry["prefix"] == "shard-00003" and (entry["bin"], entry["idx"]) == ("shard-00003.bin", "shard-00003.idx")
+    # sorted keys: a re-run writes the same manifest bytes
+    assert entry["tokens"] == 115 and list(entry["tokens_by_source"]) == ["a", "b", "c"]
+    for key in ("bin", "idx"):
+        f = tmp_path / entry[key]
+        assert entry[key + "_sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+        assert entry[key + "_bytes"] == f.stat().st_size
+    assert entry["bin_bytes"] == 4 * 115  # int32

@@ -16,7 +16,7 @@ import sentencepiece as spm
 
 from conftest import CORPORA
 from tokenizer_training import evaluate as ev
-from tokenizer_training.hf_export import TOKENIZER_CLASS, export_hf, load_hf
+from tokenizer_training.hf_export import TOKENIZER_CLASS, export_tokenizer_hf, load_tokenizer_hf
 from tokenizer_training.sampling import sample_plan, water_fill
 from tokenizer_training.settings import TrainerSettings, TrainTokenizerConfig, trainer_settings_of
 from tokenizer_training.train import (SampleTooSmall, TrainingError, document_lines, parse_log,
@@ -241,11 +241,11 @@ def test_sample_plan_balances_and_upweights_code():
 def test_hf_export_same_ids(trained):
     tmp, res, sp = trained
     out = tmp / "hf"
-    export_hf(res.model_file, out)
+    export_tokenizer_hf(res.model_file, out)
     cfg = json.loads((out / "tokenizer_config.json").read_text())
     assert cfg["tokenizer_class"] == TOKENIZER_CLASS and "auto_map" not in cfg
     assert json.loads((out / "special_tokens_map.json").read_text())["pad_token"]["content"] == "<unk>"
-    tok = load_hf(out)
+    tok = load_tokenizer_hf(out)
     assert type(tok).__name__ == "SentencePieceBackend"
     assert (tok.unk_token_id, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) == (0, 1, 2, 0)
     texts = [d["text"] for d in heldout_docs()[:60]] + NFKC_SENSITIVE + RARE + WHITESPACE + NUMBERS

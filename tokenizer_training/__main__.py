@@ -57,9 +57,9 @@ def main(argv=None) -> int:
         return 0 if ours["round_trip_ok"] == ours["documents"] else 1
     if args.command == "export-hf":
         from tokenizer_training.encode import resolve_model_path
-        from tokenizer_training.hf_export import check_hf_ids, export_hf
+        from tokenizer_training.hf_export import check_hf_ids, export_tokenizer_hf
 
-        files = export_hf(resolve_model_path(args.model), args.output)
+        files = export_tokenizer_hf(resolve_model_path(args.model), args.output)
         print(json.dumps({"files": files, "check": check_hf_ids(args.output, ["hello world 123", "你好，世界"])},
                          indent=2, ensure_ascii=False))
         return 0

@@ -24,9 +24,14 @@ from pathlib import Path
 TOKENIZER_CLASS = "SentencePieceBackend"
 
 
-def export_hf(model_file: str | os.PathLike, out_dir: str | os.PathLike, *, model_max_length: int = 4096,
-              add_bos_token: bool = False, add_eos_token: bool = False) -> list[str]:
-    """Write tokenizer.model (copied if elsewhere), tokenizer_config.json, special_tokens_map.json."""
+def export_tokenizer_hf(model_file: str | os.PathLike, out_dir: str | os.PathLike, *,
+                        model_max_length: int = 4096, add_bos_token: bool = False,
+                        add_eos_token: bool = False) -> list[str]:
+    """Write tokenizer.model (copied if elsewhere), tokenizer_config.json, special_tokens_map.json;
+    returns their paths.
+
+    The tokenizer files only: model.hf_export.export_model_hf writes a model's weights and config.
+    """
     import sentencepiece as spm
 
     out = Path(out_dir)
@@ -74,7 +79,7 @@ def export_hf(model_file: str | os.PathLike, out_dir: str | os.PathLike, *, mode
     return [str(target)] + files
 
 
-def load_hf(out_dir: str | os.PathLike):
+def load_tokenizer_hf(out_dir: str | os.PathLike):
     """AutoTokenizer on the exported directory, offline, without remote code."""
     from transformers import AutoTokenizer
 
@@ -87,7 +92,7 @@ def check_hf_ids(out_dir: str | os.PathLike, texts: list[str]) -> dict:
 
     from transformers.utils import logging as hf_logging
 
-    tok = load_hf(out_dir)
+    tok = load_tokenizer_hf(out_dir)
     sp = spm.SentencePieceProcessor(model_file=str(Path(out_dir) / "tokenizer.model"))
     mismatches = []
     level = hf_logging.get_verbosity()
