@@ -189,14 +189,16 @@ class ExactDedupStage(Stage):
         with ctx.timed("pass1"):
             counts = run_pass1(ctx, plan, fingerprint(vars(cfg), list(ctx.profile.read.code_langs)), side)
             ctx.log(f"pass 1: keyed {counts['docs']:,} documents")
-        with ctx.timed("decide"):
+        with ctx.timed("decide_documents"):
             n_docs = (global_firsts(ctx, plan, side, "doc_firsts", lambda u: side.read("docs", u), DOC_KEYS, DOC_ORDER)
                       if cfg.document else 0)
+        with ctx.timed("decide_spans"):
             n_spans = global_firsts(ctx, plan, side, "span_firsts", lambda u: surviving_spans(side, u),
                                     SPAN_KEYS, SPAN_ORDER)
+        with ctx.timed("resolve_ids"):
             resolve_ids(ctx, plan, side, ["doc_firsts", "span_firsts"], "first_ids",
                         lambda u: side.read("docs", u, ["doc_pos", "id"]))
-            ctx.log(f"decided: {n_docs:,} duplicated document keys, {n_spans:,} duplicated span keys (per unit)")
+        ctx.log(f"decided: {n_docs:,} duplicated document keys, {n_spans:,} duplicated span keys (per unit)")
         with ctx.timed("pass2"):
             doc_schema = plan.doc_schema
             run_pass2(ctx, plan, applier(side, cfg.min_doc_chars_after_span_dedup, doc_schema),
@@ -204,7 +206,7 @@ class ExactDedupStage(Stage):
                        "removed_spans": REMOVED_SPAN_SCHEMA})
         side.remove()
         return StageOutput(written=("kept", "removed", "removed_spans"), span_outputs=("removed_spans",),
-                           input_counts=counts)
+                           removal_order=(EXACT_DUPLICATE, "removed_spans", TOO_SHORT), input_counts=counts)
 
 
 STAGE = ExactDedupStage()

@@ -12,13 +12,7 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import UserError
-
-# Stage name -> "module:attribute" of its Stage instance.
-STAGES = {
-    "exact-dedup": "dedup.exact:STAGE",
-    "train-tokenizer": "tokenizer_training.stage:TRAIN_TOKENIZER_STAGE",
-    "tokenize": "tokenizer_training.stage:TOKENIZE_STAGE",
-}
+from pipeline.registry import STAGES
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
 

@@ -552,10 +552,27 @@ class ReadResult:
     cached: list  # DataFrames persisted while reading: unpersist when the stage is done
 
 
-def check_bad_files(bad_files: list, settings: ReadSettings) -> None:
-    """Unreadable files [(rel, error)] fail the run unless read.skip_bad_files is set."""
+def enforce_bad_files(bad_files: list, settings: ReadSettings) -> None:
+    """The one bad-file policy: unreadable files [(rel, error)] fail the run unless
+    read.skip_bad_files is set (then they are quarantined as unreadable_file and the records read
+    before the damage go on). Applied to parquet footers before any task, and to the quarantine's
+    unreadable_file records once the input has been read."""
     if bad_files and not settings.skip_bad_files:
         raise BadInputFiles(bad_files)
+
+
+def unreadable_files(quarantine_dir) -> list:
+    """[(file, error)] of the unreadable_file records in a quarantine directory."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    parts = sorted(Path(quarantine_dir).glob("*.parquet")) if Path(quarantine_dir).is_dir() else []
+    out = []
+    for f in parts:
+        t = pq.read_table(f, columns=["file", "reason", "error"])
+        t = t.filter(pc.equal(t.column("reason"), S.UNREADABLE_FILE))
+        out += list(zip(t.column("file").to_pylist(), t.column("error").to_pylist()))
+    return out
 
 
 def bad_file_records(bad_files: list) -> pa.Table:
@@ -567,11 +584,15 @@ def bad_file_records(bad_files: list) -> pa.Table:
 
 def read_documents(spark, inputs: InputSet, settings: ReadSettings) -> ReadResult:
     """The documents and quarantine of an input as Spark DataFrames (one task per unit reads)."""
+    plan = plan_read(inputs, settings)
+    enforce_bad_files(plan.bad_files, settings)
+    return read_plan_documents(spark, plan)
+
+
+def read_plan_documents(spark, plan: ReadPlan) -> ReadResult:
+    """read_documents for an input already planned; the quarantine holds the plan's bad files."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
-
-    plan = plan_read(inputs, settings)
-    check_bad_files(plan.bad_files, settings)
 
     def run(batches):
         for unit in units_of(batches, plan):

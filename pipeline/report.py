@@ -23,9 +23,18 @@ def _stage_dirs(out: Path) -> list[Path]:
     return sorted(p for p in out.iterdir() if (p / MANIFEST).is_file())
 
 
+def removal_steps(m: dict) -> list[str]:
+    """A stage's removals in the order it applies them: the removed/ reasons and span outputs it
+    lists in `removal_order`, then any others (reasons first, then span outputs)."""
+    reasons = list(m["counts"].get("removed", {}).get("by_reason", {}))
+    present = set(reasons) | set(m.get("span_outputs", []))
+    listed = [s for s in m.get("removal_order", []) if s in present]
+    return listed + [r for r in reasons if r not in listed] + [s for s in m.get("span_outputs", []) if s not in listed]
+
+
 def funnel_steps(manifests: list[dict]) -> list[dict]:
     """[{step, docs, chars}] from the raw input through every removal, in order."""
-    filters = [m for m in manifests if m.get("kind", "filter") == "filter"]
+    filters = [m for m in manifests if m.get("reconciles")]
     if not filters:
         return []
     first = filters[0]["counts"]["input"]
@@ -37,16 +46,13 @@ def funnel_steps(manifests: list[dict]) -> list[dict]:
         drops = []
         if c["quarantined"]["docs"]:
             drops.append((f"{name}: quarantined", c["quarantined"]["docs"], c["quarantined"]["chars"]))
-        for reason, v in c.get("removed", {}).get("by_reason", {}).items():
-            if reason != "too_short_after_span_dedup":
-                drops.append((f"{name}: {reason}", v["docs"], v["chars"]))
-        for key, v in c.items():
-            if isinstance(v, dict) and "by_level" in v:
-                for level, lv in v["by_level"].items():
-                    drops.append((f"{name}: {level}-level duplicates", 0, lv["chars"]))
-        short = c.get("removed", {}).get("by_reason", {}).get("too_short_after_span_dedup")
-        if short:
-            drops.append((f"{name}: too short after span dedup", short["docs"], short["chars"]))
+        for step in removal_steps(m):
+            if step in m.get("span_outputs", []):
+                for level, lv in c[step]["by_level"].items():
+                    drops.append((f"{name}: {level} spans cut", 0, lv["chars"]))
+            else:
+                v = c["removed"]["by_reason"][step]
+                drops.append((f"{name}: {step}", v["docs"], v["chars"]))
         for label, d, ch in drops:
             docs -= d
             chars -= ch
@@ -123,14 +129,21 @@ def write_report(out: Path, figures: list[tuple[str, Path]] | None = None) -> Pa
         c = m["counts"]
         for reason, v in c.get("removed", {}).get("by_reason", {}).items():
             rows.append([m["stage"], "removed", reason, v["docs"], v["chars"]])
-        for key, v in c.items():
-            if isinstance(v, dict) and "by_level" in v:
-                for level, lv in v["by_level"].items():
-                    rows.append([m["stage"], key, f"{level} duplicate", lv["docs"], lv["chars"]])
+        for out in m.get("span_outputs", []):
+            for reason, v in c[out]["by_reason"].items():
+                rows.append([m["stage"], out, reason, v["docs"], v["chars"]])
         for reason, v in c["quarantined"].get("by_reason", {}).items():
             rows.append([m["stage"], "quarantined", reason, v["docs"], v["chars"]])
     parts.append("<h2>Removals by reason</h2>" + (_table(["stage", "output", "reason", "records", "characters"], rows)
                                                   if rows else "<p>Nothing was removed.</p>"))
+    shuffle_rows = [[m["stage"], m["input"]["bytes"] / 1e6, m["shuffle"]["shuffle_write_bytes"] / 1e6,
+                     m["shuffle"]["spill_bytes"] / 1e6,
+                     m["shuffle"]["shuffle_write_bytes"] / max(1, m["input"]["bytes"])]
+                    for m in manifests if "shuffle" in m]
+    if shuffle_rows:
+        parts.append("<h2>Data moved by Spark</h2><p>Bytes each stage's Spark jobs wrote to shuffle files and "
+                     "spilled, beside the size of its input files.</p>"
+                     + _table(["stage", "input MB", "shuffled MB", "spilled MB", "shuffled / input"], shuffle_rows))
     parts.append("<h2>Stages</h2>")
     for d, m in zip(dirs, manifests):
         c = m["counts"]

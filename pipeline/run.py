@@ -1,5 +1,5 @@
-"""`python -m pipeline run`: the profile's stages in order, each reading the previous filter
-stage's kept/, then report.html. Finished stages are skipped (their manifests match), so a
+"""`python -m pipeline run`: the profile's stages in order, each reading the kept/ of the last
+stage before it that feeds the next stage, then report.html. Finished stages are skipped (their manifests match), so a
 re-run after a crash resumes at the first stage that did not finish."""
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def run_pipeline(profile: Profile, stages: list, input_spec: str, output: str, *
         manifests.append(run_stage(stage, profile, current, str(target), spark=spark, master=master,
                                    overwrite=overwrite, replace_stale=True, cfg=cfg))
         stage_dirs[stage.name] = target
-        if stage.kind == "filter":
+        if stage.feeds_next_stage:
             current = str(target / "kept")
     (out / "_pipeline.json").write_text(json.dumps(
         {"input": input_spec, "config": profile.path, "stages": [s.name for s in stages]}, indent=2) + "\n")

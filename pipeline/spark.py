@@ -12,10 +12,9 @@ import zipfile
 from pathlib import Path
 
 from pipeline.config import SparkSettings
+from pipeline.registry import stage_packages
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# Packages executors need to import (the functions given to mapInArrow live in them).
-SHIPPED_PACKAGES = ("pipeline", "dedup", "quality", "tokenizer_training")
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295"
 
 
@@ -33,7 +32,7 @@ def _package_zip() -> str:
     """Zip our packages for executors on other machines (spark.submit.pyFiles equivalent)."""
     out = Path(tempfile.mkdtemp(prefix="pipeline-pyfiles-")) / "pipeline_packages.zip"
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for pkg in SHIPPED_PACKAGES:
+        for pkg in stage_packages():  # the functions given to Spark tasks live in them
             for f in sorted((REPO_ROOT / pkg).rglob("*")):
                 if f.is_file() and "__pycache__" not in f.parts:
                     zf.write(f, f.relative_to(REPO_ROOT).as_posix())
@@ -80,6 +79,9 @@ def get_spark(settings: SparkSettings | None = None, master: str | None = None):
         "spark.executorEnv.PYTHONPATH": pythonpath,
         "spark.executorEnv.PYTHONHASHSEED": "0",
         "spark.python.worker.reuse": "true",
+        # every stage's shuffle figures stay in the status store until the stage's manifest has them
+        "spark.ui.retainedStages": "10000",
+        "spark.ui.retainedJobs": "10000",
     }
     conf.update({k: str(v) for k, v in settings.conf.items()})
     for k, v in conf.items():
@@ -89,3 +91,24 @@ def get_spark(settings: SparkSettings | None = None, master: str | None = None):
     if not spark.sparkContext.master.startswith("local"):
         spark.sparkContext.addPyFile(_package_zip())
     return spark
+
+
+def stage_metrics(spark) -> dict:
+    """{stage id: (shuffle bytes written, bytes spilled to memory + disk)} of the Spark stages this
+    session has completed (Spark's own status store: what its UI would show)."""
+    store = spark.sparkContext._jsc.sc().statusStore()
+    defaults = [getattr(store, f"stageList$default${i}")() for i in range(2, 6)]
+    out = {}
+    it = store.stageList(None, *defaults).iterator()
+    while it.hasNext():
+        st = it.next()
+        out[(st.stageId(), st.attemptId())] = (int(st.shuffleWriteBytes()),
+                                               int(st.memoryBytesSpilled()) + int(st.diskBytesSpilled()))
+    return out
+
+
+def shuffle_since(spark, before: dict) -> dict:
+    """Bytes shuffled and spilled by the stages completed since `before` (a stage_metrics snapshot)."""
+    new = {k: v for k, v in stage_metrics(spark).items() if k not in before}
+    return {"shuffle_write_bytes": sum(v[0] for v in new.values()),
+            "spill_bytes": sum(v[1] for v in new.values()), "spark_stages": len(new)}

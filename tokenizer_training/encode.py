@@ -6,7 +6,6 @@ offsets (an Arrow list<int32> array without a Python list per token), `</s>` app
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -14,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-_CACHE: dict = {}  # (path, size, mtime_ns) -> SentencePieceProcessor: one load per process
+from pipeline.models import load_once, locate
+
 _ENCODE_CPU_S = [0.0]  # CPU seconds this process has spent inside SentencePiece's encode
 
 
@@ -25,44 +25,26 @@ def encode_cpu_seconds() -> float:
 
 
 def resolve_model_path(path: str | os.PathLike) -> str:
-    """A tokenizer.model file, or a directory holding one (a train-tokenizer output)."""
+    """A tokenizer.model file, or a directory holding one (a train-tokenizer output); on a worker,
+    the copy the driver shipped (pipeline.models)."""
     p = Path(path)
     if p.is_dir():
         p = p / "tokenizer.model"
-    if not p.is_file():
-        try:  # on a cluster the driver ships the model with SparkContext.addFile
-            from pyspark import SparkFiles
-
-            shipped = Path(SparkFiles.get(p.name))
-            if shipped.is_file():
-                return str(shipped)
-        except Exception:  # noqa: BLE001 - not in a Spark worker
-            pass
-        raise FileNotFoundError(f"SentencePiece model not found: {path}")
-    return str(p.resolve())
+    try:
+        return locate(p)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"SentencePiece model not found: {path}") from None
 
 
-def load_model(path: str | os.PathLike):
-    """The SentencePieceProcessor for `path`, loaded once per process (module-level cache)."""
+def _sentencepiece(path: str):
     import sentencepiece as spm
 
-    real = resolve_model_path(path)
-    st = os.stat(real)
-    key = (real, st.st_size, st.st_mtime_ns)
-    sp = _CACHE.get(key)
-    if sp is None:
-        sp = spm.SentencePieceProcessor(model_file=real)
-        _CACHE.clear()  # one model per process is the common case; never grow without bound
-        _CACHE[key] = sp
-    return sp
+    return spm.SentencePieceProcessor(model_file=path)
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+def load_sentencepiece(path: str | os.PathLike):
+    """The SentencePieceProcessor for `path`, loaded once per process."""
+    return load_once(resolve_model_path(path), _sentencepiece)
 
 
 def encode_texts(sp, texts: list[str], *, eos_id: int | None, num_threads: int = 1) -> pa.ListArray:
@@ -101,7 +83,7 @@ def encode_batch(batch, model_path: str, *, text_column: str = "text", append_eo
     text, plus input_ids list<int32> (</s> appended), n_tokens, n_chars and n_bytes."""
     if not isinstance(batch, (pa.RecordBatch, pa.Table)):
         batch = pa.RecordBatch.from_pandas(batch, preserve_index=False)
-    sp = load_model(model_path)
+    sp = load_sentencepiece(model_path)
     eos = sp.eos_id() if append_eos else None
     if append_eos and eos < 0:
         raise ValueError("the model has no </s> piece (eos_id < 0) but append_eos is set")

@@ -8,7 +8,7 @@ SentencePiece is trained on them (tokenizer_training.train). Output directory:
   sample/ (the sampled documents, parquet), heldout/ (held-out documents used by the evaluation),
   quarantine/, _manifest.json (runner).
 
-tokenize (a filter: nothing is removed; a streaming stage: run_units): one pass, without
+tokenize (accounts for every document, removes none, its kept/ holds token ids; run_units): one pass, without
 the JVM on the data path. Each Spark task reads one read unit of the input (a JSONL file or a run
 of a parquet file's row groups; pipeline.readers) with the pipeline's reader, quarantines what
 cannot be read, encodes the documents with SentencePiece (model loaded once per Python worker),
@@ -37,20 +37,13 @@ from pathlib import Path
 import pyarrow as pa
 
 from pipeline.errors import UserError
+from pipeline.exchange import exchange, from_blobs, split_by
+from pipeline.first import mark_first_occurrences
+from pipeline.hashing import copy_hash, file_sha256, hash01
 from pipeline.readers import units_rdd
 from pipeline.stage import CliOption, Stage, StageOutput
+from tokenizer_training.encode import resolve_model_path
 from tokenizer_training.settings import TokenizeConfig, TrainTokenizerConfig, trainer_settings_of
-
-HASH_BITS = 53
-
-
-def _hash01(*cols):
-    """A uniform number in [0, 1) from a seeded 64-bit hash of the given columns."""
-    from pyspark.sql import functions as F
-
-    return (F.xxhash64(*cols).bitwiseAND(F.lit((1 << HASH_BITS) - 1)).cast("double")
-            / F.lit(float(1 << HASH_BITS)))
-
 
 # ------------------------------------------------------------------------------------------
 # train-tokenizer
@@ -96,12 +89,21 @@ def sentence_writer(out_dir: str, max_bytes: int):
 class TrainTokenizerStage(Stage):
     name = "train-tokenizer"
     config_class = TrainTokenizerConfig
-    kind = "sink"
+    feeds_next_stage = False
+    reconciles = False  # it consumes the documents into a model
     description = "sample the corpus and train the SentencePiece BPE tokenizer (Baichuan 2 settings)"
     cli_options = (
         CliOption("--vocab-size", "vocab_size", "vocabulary size (default 125696)"),
         CliOption("--sample-bytes", "sample_bytes", "bytes of text to sample for training"),
     )
+
+    def check(self, cfg) -> None:
+        try:
+            trainer_settings_of(cfg).validate()
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        if not 0.0 <= cfg.heldout_fraction < 1.0:
+            raise UserError("train-tokenizer.heldout_fraction must be in [0, 1)")
 
     def run(self, ctx, docs) -> StageOutput:
         from pyspark import StorageLevel
@@ -110,30 +112,24 @@ class TrainTokenizerStage(Stage):
         from pyspark.sql.window import Window
 
         from tokenizer_training import evaluate as ev
-        from tokenizer_training.hf_export import check_hf_ids, export_hf
+        from tokenizer_training.hf_export import check_hf_ids, export_tokenizer_hf
         from tokenizer_training.sampling import sample_plan
         from tokenizer_training.train import SampleTooSmall, TrainingError, train_sentencepiece
 
         cfg = ctx.config
         settings = trainer_settings_of(cfg)
-        try:
-            settings.validate()
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-        if not 0.0 <= cfg.heldout_fraction < 1.0:
-            raise UserError("train-tokenizer.heldout_fraction must be in [0, 1)")
         seed = int(cfg.sample_seed)
         base = (docs.select("id", "text", "source", "lang", "doc_pos")
                 .withColumn("lang", F.coalesce(F.col("lang"), F.lit("unknown")))
                 .withColumn("source", F.coalesce(F.col("source"), F.lit("unknown")))
                 .withColumn("n_bytes", F.octet_length("text").cast("long"))
-                .withColumn("_u_held", _hash01(F.lit(seed), F.lit("heldout"), F.col("id"))))
+                .withColumn("_u_held", hash01(F.lit(seed), F.lit("heldout"), F.col("id"))))
         heldout_all = base.where(F.col("_u_held") < cfg.heldout_fraction)
         pool = base.where(F.col("_u_held") >= cfg.heldout_fraction)
         stats: dict = {}
         if cfg.drop_exact_duplicates:
-            firsts = (pool.groupBy(F.sha2("text", 256).alias("_h")).agg(F.min("doc_pos").alias("doc_pos"))
-                      .select("doc_pos"))
+            keys = pool.select("doc_pos", F.sha2("text", 256).alias("_h"))
+            firsts = mark_first_occurrences(keys, ["_h"], carry=()).where("_is_first").select("doc_pos")
             pool = pool.join(firsts, "doc_pos", "left_semi")
         pool = pool.persist(StorageLevel.MEMORY_AND_DISK)
 
@@ -148,7 +144,7 @@ class TrainTokenizerStage(Stage):
                 [(lg, src, float(v["probability"])) for (lg, src), v in sorted(plan["sources"].items())],
                 "lang string, source string, _p double")
             sampled = (pool.join(F.broadcast(probs), ["lang", "source"])
-                       .where(_hash01(F.lit(seed), F.lit("sample"), F.col("id")) < F.col("_p"))
+                       .where(hash01(F.lit(seed), F.lit("sample"), F.col("id")) < F.col("_p"))
                        .select("id", "text", "source", "lang", "doc_pos", "n_bytes")
                        .persist(StorageLevel.MEMORY_AND_DISK))
             got = sampled.groupBy("lang", "source").agg(F.count(F.lit(1)).alias("docs"),
@@ -202,7 +198,7 @@ class TrainTokenizerStage(Stage):
         hf = {}
         if cfg.export_hf:
             with ctx.timed("hf_export"):
-                export_hf(model_file, ctx.work_dir, model_max_length=4096)
+                export_tokenizer_hf(model_file, ctx.work_dir, model_max_length=4096)
                 check_texts = [d["text"] for d in heldout_docs[:300]] or ["hello world 123"]
                 hf = check_hf_ids(ctx.work_dir, check_texts)
                 ctx.log(f"transformers {hf['class']}: same ids as SentencePiece on {hf['same_ids']}/"
@@ -280,29 +276,6 @@ COPY_SCHEMA = pa.schema([
 _SHARD_TAG, _ORDER_TAG = 0x5348415244, 0x4F52444552  # "SHARD", "ORDER"
 
 
-def _mix64(x):
-    """splitmix64's finaliser on uint64 values (wrapping arithmetic)."""
-    import numpy as np
-
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def copy_hash(seed: int, tag: int, doc_pos, copy):
-    """A seeded 64-bit hash of (doc_pos, copy) per element, as int64: which shard a document's
-    copy goes to, and where it sits inside the shard. Depends on nothing but its arguments."""
-    import numpy as np
-
-    with np.errstate(over="ignore"):
-        key = _mix64(np.uint64((seed * 0x9E3779B97F4A7C15 + tag) & (2**64 - 1)))
-        h = _mix64(key ^ np.asarray(doc_pos, np.int64).view(np.uint64))
-        h = _mix64(h ^ np.asarray(copy, np.int64).view(np.uint64))
-    return np.asarray(h, np.uint64).view(np.int64)
-
-
 def encode_writer(plan, model_path: str, opts: dict, kept_dir: str, tmp_dir: str, quarantine_dir: str):
     """mapPartitions function over read unit numbers (one per task; only the numbers go through
     Spark, never the data): reads the unit's records, quarantines
@@ -319,7 +292,8 @@ def encode_writer(plan, model_path: str, opts: dict, kept_dir: str, tmp_dir: str
         from pyspark import TaskContext
 
         from pipeline.readers import read_unit, split_read_batch
-        from pipeline.stage import QuarantineWriter, task_output
+        from pipeline.schema import QUARANTINE_SCHEMA
+        from pipeline.taskfiles import PartWriter, task_output
         from tokenizer_training.encode import encode_batch, encode_cpu_seconds
 
         attempt = TaskContext.get().taskAttemptId()
@@ -332,7 +306,7 @@ def encode_writer(plan, model_path: str, opts: dict, kept_dir: str, tmp_dir: str
             kept_path, kept_done = task_output(Path(kept_dir) / f"part-{part:05d}.zstd.parquet", attempt)
             tok_path, tok_done = task_output(Path(tmp_dir) / "tokens" / f"part-{part:05d}.bin", attempt)
             copy_path, copy_done = task_output(Path(tmp_dir) / "copies" / f"part-{part:05d}.parquet", attempt)
-            quarantine = QuarantineWriter(quarantine_dir, part, attempt)
+            quarantine = PartWriter(quarantine_dir, part, attempt, QUARANTINE_SCHEMA)
             offset = 0
             with pq.ParquetWriter(kept_path, KEPT_SCHEMA, compression="zstd") as kept_w, \
                     pq.ParquetWriter(copy_path, COPY_SCHEMA, compression="zstd") as copy_w, \
@@ -393,25 +367,15 @@ def encode_writer(plan, model_path: str, opts: dict, kept_dir: str, tmp_dir: str
 
 def copies_by_shard(copies_dir: str, n_shards: int):
     """mapPartitions function over unit numbers: each unit's copy rows split by shard
-    (h_shard mod n_shards), yielded as (shard, Arrow IPC bytes): Spark shuffles opaque blobs, one
-    per (unit, shard), never a row at a time."""
+    (h_shard mod n_shards), yielded as (shard, blob) pairs (pipeline.exchange): one blob per
+    (unit, shard), never a row at a time."""
     def run(unit_numbers):
         import numpy as np
         import pyarrow.parquet as pq
 
         for i in unit_numbers:
             t = pq.read_table(Path(copies_dir) / f"part-{i:05d}.parquet")
-            if t.num_rows == 0:
-                continue
-            shard = np.mod(t.column("h_shard").to_numpy(), n_shards)
-            order = np.argsort(shard, kind="stable")
-            t, shard = t.take(pa.array(order)), shard[order]
-            cuts = np.flatnonzero(np.diff(shard)) + 1
-            for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(shard)]):
-                sink = pa.BufferOutputStream()
-                with pa.ipc.new_stream(sink, t.schema) as w:
-                    w.write_table(t.slice(lo, hi - lo))
-                yield int(shard[lo]), sink.getvalue().to_pybytes()
+            yield from split_by(t, np.mod(t.column("h_shard").to_numpy(), n_shards))
     return run
 
 
@@ -432,7 +396,7 @@ def shard_writer(out_dir: str, tokens_dir: str):
         if len(shard_ids) != 1:
             raise RuntimeError(f"one shard per task expected, got {sorted(shard_ids)}")
         shard = shard_ids.pop()
-        t = pa.concat_tables([pa.ipc.open_stream(blob).read_all() for _, blob in pairs])
+        t = from_blobs(blob for _, blob in pairs)
         t = t.sort_by([("key", "ascending"), ("doc_pos", "ascending"), ("copy", "ascending")])
         buffers: dict = {}
         parts, offsets, lengths = (t.column(c).to_numpy() for c in ("part", "offset", "length"))
@@ -462,6 +426,7 @@ def _merge_counts(entries, key):
 class TokenizeStage(Stage):
     name = "tokenize"
     config_class = TokenizeConfig
+    feeds_next_stage = False  # its kept/ holds token ids, not text
     description = "encode documents with the SentencePiece model into Megatron .bin/.idx + parquet token shards"
     cli_options = (
         CliOption("--tokenizer", "tokenizer", "tokenizer.model (or a train-tokenizer output directory)"),
@@ -473,35 +438,35 @@ class TokenizeStage(Stage):
             cfg.tokenizer = str(Path(stage_dirs["train-tokenizer"]) / "tokenizer.model")
         return cfg
 
+    def check(self, cfg) -> None:
+        if not cfg.tokenizer:
+            raise UserError("tokenize: no tokenizer given (--tokenizer PATH/tokenizer.model, or "
+                            "tokenize.tokenizer in the config)")
+        try:
+            resolve_model_path(cfg.tokenizer)
+        except FileNotFoundError as exc:
+            raise UserError(f"tokenize: {exc}") from None
+        if cfg.shard_size_tokens < 1:
+            raise UserError("tokenize.shard_size_tokens must be >= 1")
+
     def fingerprint_extra(self, cfg) -> dict:
         # A model retrained at the same path must not pass for the old one.
-        from tokenizer_training.encode import file_sha256, resolve_model_path
-
         try:
             return {"tokenizer_sha256": file_sha256(resolve_model_path(cfg.tokenizer))}
         except (FileNotFoundError, OSError, ValueError):
             return {}
 
     def run_units(self, ctx, plan) -> StageOutput:
-        from tokenizer_training.encode import file_sha256, load_model, resolve_model_path
+        from pipeline.models import ship
+        from tokenizer_training.encode import load_sentencepiece
 
         cfg = ctx.config
-        if not cfg.tokenizer:
-            raise UserError("tokenize: no tokenizer given (--tokenizer PATH/tokenizer.model, or "
-                            "tokenize.tokenizer in the config)")
-        try:
-            model_path = resolve_model_path(cfg.tokenizer)
-        except FileNotFoundError as exc:
-            raise UserError(f"tokenize: {exc}") from None
-        if cfg.shard_size_tokens < 1:
-            raise UserError("tokenize.shard_size_tokens must be >= 1")
-        sp = load_model(model_path)
+        shipped = ship(ctx.spark, resolve_model_path(cfg.tokenizer))
+        model_path, model_sha = shipped.path, shipped.sha256
+        sp = load_sentencepiece(model_path)
         vocab_size = sp.get_piece_size()
         if cfg.append_eos and sp.eos_id() < 0:
             raise UserError(f"tokenize: {model_path} has no </s> piece but append_eos is set")
-        model_sha = file_sha256(model_path)
-        if not ctx.spark.sparkContext.master.startswith("local"):
-            ctx.spark.sparkContext.addFile(model_path)
         if len(plan.units) < ctx.spark.sparkContext.defaultParallelism and ctx.inputs.total_bytes > 64 << 20:
             ctx.log(f"note: the input has {len(plan.units)} read unit(s) for "
                     f"{ctx.spark.sparkContext.defaultParallelism} cores; split it into more files "
@@ -539,11 +504,8 @@ class TokenizeStage(Stage):
         shard_dir.mkdir()
         with ctx.timed("shards"):
             # Only the small per-copy rows move (as Arrow blobs per unit and shard), never tokens.
-            rows = (units_rdd(ctx.spark, plan)
-                    .mapPartitions(copies_by_shard(str(tmp_dir / "copies"), n_shards))
-                    .partitionBy(n_shards, lambda shard: shard)
-                    .mapPartitions(shard_writer(str(shard_dir), str(tmp_dir / "tokens")))
-                    .collect())
+            blobs = units_rdd(ctx.spark, plan).mapPartitions(copies_by_shard(str(tmp_dir / "copies"), n_shards))
+            rows = exchange(blobs, n_shards).mapPartitions(shard_writer(str(shard_dir), str(tmp_dir / "tokens"))).collect()
         shutil.rmtree(tmp_dir)
         entries = sorted((json.loads(r) for r in rows), key=lambda e: e["shard"])
         if sum(e["tokens"] for e in entries) != total_tokens:
