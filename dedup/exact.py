@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from pipeline.hashing import content_key, key_words
 from pipeline.schema import removed_schema
 from pipeline.segment import normalize, segment
-from pipeline.spans import REMOVED_SPAN_SCHEMA, Cut, cut_text, span_rows
+from pipeline.spans import CUT_SCHEMA, REMOVED_SPAN_SCHEMA, choose_outermost, cut_documents, cuts_table
 from pipeline.stage import Stage, StageOutput
 from pipeline.twopass import (global_firsts, match_firsts, resolve_ids, run_pass1, run_pass2,
                               side_files)
@@ -37,7 +37,7 @@ PARAGRAPH, SENTENCE = "paragraph", "sentence"
 LEVELS = (PARAGRAPH, SENTENCE)  # stored as int8 codes in the side files
 EXACT_DUPLICATE = "exact_duplicate"
 TOO_SHORT = "too_short_after_span_dedup"
-DOC_KEYS, SPAN_KEYS = ["hi", "lo"], ["level", "hi", "lo"]
+DOC_KEYS, SPAN_KEYS = ["hi", "lo"], ["hi", "lo", "level"]
 DOC_ORDER, SPAN_ORDER = ["doc_pos"], ["doc_pos", "start"]
 
 
@@ -116,14 +116,16 @@ def surviving_spans(side, unit: int) -> pa.Table | None:
     return spans.filter(pc.invert(pc.is_in(spans.column("doc_pos"), dups.column("doc_pos"))))
 
 
-def _cuts_by_doc(cuts: pa.Table | None, ids: dict) -> dict:
-    out: dict = {}
-    if cuts is None:
-        return out
-    for pos, level, start, end, first in zip(*(cuts.column(c).to_pylist() for c in
-                                               ("doc_pos", "level", "start", "end", "first_doc_pos"))):
-        out.setdefault(pos, []).append(Cut(start, end, LEVELS[level], EXACT_DUPLICATE, ids.get(first)))
-    return out
+def unit_cuts(side, unit: int, ids: dict) -> pa.Table:
+    """The unit's spans to cut (CUT_SCHEMA, outermost only): every keyed span of a surviving
+    document whose key occurs earlier in the corpus."""
+    dups = match_firsts(surviving_spans(side, unit), side.read("span_firsts", unit), SPAN_KEYS, SPAN_ORDER)
+    if dups is None:
+        return CUT_SCHEMA.empty_table()
+    levels = pa.array(LEVELS).take(dups.column("level").cast(pa.int32()))
+    first_ids = [ids.get(f) for f in dups.column("first_doc_pos").to_pylist()]
+    return choose_outermost(cuts_table(dups.column("doc_pos"), dups.column("start"), dups.column("end"), levels,
+                                       EXACT_DUPLICATE, first_ids))
 
 
 def applier(side, min_doc_chars: int, doc_schema: pa.Schema):
@@ -136,8 +138,7 @@ def applier(side, min_doc_chars: int, doc_schema: pa.Schema):
         dups = doc_duplicates(side, unit)
         dup_of = ({p: ids.get(f) for p, f in zip(dups.column("doc_pos").to_pylist(),
                                                   dups.column("first_doc_pos").to_pylist())} if dups else {})
-        cuts = _cuts_by_doc(match_firsts(surviving_spans(side, unit), side.read("span_firsts", unit),
-                                         SPAN_KEYS, SPAN_ORDER), ids)
+        cuts = unit_cuts(side, unit, ids)
 
         def apply(docs: pa.RecordBatch) -> dict:
             return apply_decisions(docs, dup_of, cuts, min_doc_chars, gone_schema)
@@ -145,37 +146,27 @@ def applier(side, min_doc_chars: int, doc_schema: pa.Schema):
     return make
 
 
-def apply_decisions(docs: pa.RecordBatch, dup_of: dict, cuts: dict, min_doc_chars: int,
+def apply_decisions(docs: pa.RecordBatch, dup_of: dict, cuts: pa.Table, min_doc_chars: int,
                     gone_schema: pa.Schema) -> dict:
     """One batch: documents that are duplicates go to removed/; the others lose their cut spans
-    and go to kept/, or to removed/ if too little is left."""
-    pos = docs.column("doc_pos").to_pylist()
-    n = len(pos)
+    and go to kept/, or to removed/ if too little is left (duplicate_of: its first cut's)."""
+    n = docs.num_rows
     reason, dup_col = [None] * n, [None] * n
-    cut_rows, new_text, span_out = [], [], []
-    for i, p in enumerate(pos):
+    for i, p in enumerate(docs.column("doc_pos").to_pylist()):
         if p in dup_of:
             reason[i], dup_col[i] = EXACT_DUPLICATE, dup_of[p]
-        elif p in cuts:
-            text = docs.column("text")[i].as_py()
-            rest, chosen = cut_text(text, cuts[p])
-            cut_rows.append(i)
-            new_text.append(rest)
-            span_out += span_rows(p, docs.column("id")[i].as_py(), text, chosen)
-            if len(rest.strip()) < min_doc_chars:
-                reason[i], dup_col[i] = TOO_SHORT, chosen[0].duplicate_of
+    text, spans, left = cut_documents(docs, cuts)
+    first_dup = spans.column("duplicate_of").to_pylist() if left else []
+    for row, (rest, first_cut) in left.items():
+        if len(rest.strip()) < min_doc_chars:
+            reason[row], dup_col[row] = TOO_SHORT, first_dup[first_cut]
     table = pa.Table.from_batches([docs])
-    if cut_rows:
-        mask = np.zeros(n, dtype=bool)
-        mask[cut_rows] = True
-        text = pc.replace_with_mask(table.column("text").combine_chunks(), pa.array(mask),
-                                    pa.array(new_text, pa.string()))
-        table = table.set_column(table.schema.get_field_index("text"), "text", text)
+    table = table.set_column(table.schema.get_field_index("text"), "text", text)
     reasons = pa.array(reason, pa.string())
     gone = reasons.is_valid()
     removed = table.append_column("reason", reasons).append_column("duplicate_of", pa.array(dup_col, pa.string()))
     return {"kept": table.filter(pc.invert(gone)), "removed": removed.filter(gone).cast(gone_schema),
-            "removed_spans": pa.Table.from_pylist(span_out, schema=REMOVED_SPAN_SCHEMA)}
+            "removed_spans": spans}
 
 
 class ExactDedupStage(Stage):

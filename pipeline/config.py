@@ -41,6 +41,12 @@ class ReadSettings:
     unit_bytes: int = 256 * 1024 * 1024
     code_langs: list = field(default_factory=lambda: ["code"])  # `lang` values segmented as code
     skip_bad_files: bool = False  # unreadable files: fail (default) or quarantine and go on
+    # A two-pass stage reads each unit twice. Parsing JSON is most of the cost of reading JSONL,
+    # so pass 1 keeps a parsed copy of each JSONL unit (Arrow IPC, lz4) in the stage's work dir for
+    # pass 2, at the price of that much scratch disk; false: pass 2 parses the input again.
+    # Parquet units are always read again from the input. Decides how, never what: the output is
+    # the same either way.
+    stage_jsonl_for_second_pass: bool = True
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Moving small Arrow tables between Spark tasks: (partition, blob) pairs through an RDD shuffle.
+"""Moving small Arrow tables between Spark tasks: (key, blob) pairs through an RDD shuffle.
 
 Spark shuffles opaque bytes, one blob per (sending task, receiving partition), never a row at a
 time: a blob is an Arrow IPC stream, zstd-compressed (keys and hashes do not compress, counts
@@ -42,5 +42,15 @@ def split_by(table: pa.Table, part: np.ndarray):
 
 
 def exchange(pairs_rdd, n: int):
-    """(partition, blob) pairs -> an RDD whose partition p holds the pairs sent to p."""
-    return pairs_rdd.partitionBy(max(1, n), lambda p: p)
+    """(key, blob) pairs with integer keys -> an RDD of n partitions; partition p holds the pairs
+    whose key is p modulo n (a key per partition, or several keys, e.g. read units, per task)."""
+    return pairs_rdd.partitionBy(max(1, n), lambda k: k)
+
+
+def tables_by_key(pairs):
+    """A partition's (key, blob) pairs -> (key, table) for each key, in key order."""
+    blobs: dict = {}
+    for k, b in pairs:
+        blobs.setdefault(k, []).append(b)
+    for k in sorted(blobs):
+        yield k, from_blobs(blobs[k])

@@ -42,18 +42,40 @@ def _sort_keys(keys, order) -> list:
     return out
 
 
+def _sort_order(table: pa.Table, keys, order) -> np.ndarray:
+    """Row indices sorted by keys, then order, then position: numpy's lexsort (stable, about twice
+    as fast as Arrow's multi-column sort) when every column is a number, else Arrow's sort."""
+    sort_keys = _sort_keys(keys, order)
+    numeric = all((pa.types.is_integer(table.schema.field(name).type) or pa.types.is_floating(table.schema.field(name).type))
+                  and table.column(name).null_count == 0 for name, _ in sort_keys)
+    if numeric:
+        cols = []
+        for name, direction in sort_keys:
+            col = table.column(name).to_numpy()
+            if direction == "descending":  # order-preserving flip that also works for unsigned
+                col = -col if np.issubdtype(col.dtype, np.floating) else ~col
+            cols.append(col)
+        return np.lexsort(cols[::-1])
+    return pc.sort_indices(table, sort_keys=sort_keys).to_numpy()
+
+
 def first_occurrence(table: pa.Table, keys, order=CORPUS_ORDER, counts: str | None = None) -> Groups:
     """Group `table` by `keys` and find each group's first row by `order` (column names, or
     (name, "descending") pairs). counts: a column with the number of rows each row stands for."""
     n = table.num_rows
     if n == 0:
         return Groups(np.zeros(0, np.int64), np.zeros(0, np.int64))
-    idx = pc.sort_indices(table, sort_keys=_sort_keys(keys, order)).to_numpy()
+    idx = _sort_order(table, keys, order)
     new = np.zeros(n, dtype=bool)
     new[0] = True
     for k in keys:
-        col = table.column(k).take(idx)
-        new[1:] |= pc.not_equal(col.slice(1), col.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+        col = table.column(k)
+        if col.null_count == 0 and (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+            v = col.to_numpy()[idx]
+            new[1:] |= v[1:] != v[:-1]
+        else:
+            col = col.take(idx)
+            new[1:] |= pc.not_equal(col.slice(1), col.slice(0, n - 1)).to_numpy(zero_copy_only=False)
     starts = np.flatnonzero(new)
     group = np.cumsum(new) - 1
     weights = (table.column(counts).to_numpy(zero_copy_only=False).astype(np.int64)[idx] if counts

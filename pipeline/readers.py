@@ -15,6 +15,7 @@ import glob
 import gzip
 import json
 import os
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,21 +137,42 @@ def _as_opt_str(value):
 
 
 class _Columns:
+    """Rows of READ_BASE_SCHEMA gathered per column. Documents fill the document columns (the
+    hot path: nine appends a record); a refused record also sets the quarantine fields."""
+    _DOC = ("id", "text", "source", "lang", "url", "meta", "doc_pos", "_file", "_record")
+
     def __init__(self):
         self.cols = {f.name: [] for f in READ_BASE_SCHEMA}
+        self.doc_cols = [self.cols[n] for n in self._DOC]
+        self.refused: list = []  # (row, {quarantine field: value})
 
     def __len__(self):
         return len(self.cols["_record"])
 
+    def add_doc(self, *values):
+        for col, v in zip(self.doc_cols, values):
+            col.append(v)
+
     def add(self, **values):
-        for name, col in self.cols.items():
-            col.append(values.get(name))
+        row = len(self)
+        self.add_doc(*(values.get(n) for n in self._DOC))
+        self.refused.append((row, {k: v for k, v in values.items() if k.startswith("_q_")}))
 
     def flush(self) -> pa.RecordBatch:
-        batch = pa.RecordBatch.from_pydict(self.cols, schema=READ_BASE_SCHEMA)
+        n = len(self)
+        arrays = []
+        for f in READ_BASE_SCHEMA:
+            if f.name.startswith("_q_"):
+                values = [None] * n
+                for row, q in self.refused:
+                    values[row] = q.get(f.name)
+                arrays.append(pa.array(values, f.type) if self.refused else pa.nulls(n, f.type))
+            else:
+                arrays.append(pa.array(self.cols[f.name], f.type))
         for col in self.cols.values():
             col.clear()
-        return batch
+        self.refused.clear()
+        return pa.RecordBatch.from_arrays(arrays, schema=READ_BASE_SCHEMA)
 
 
 def parse_jsonl_file(path: str, rel: str, file_index: int, settings: dict):
@@ -200,6 +222,9 @@ def parse_jsonl_file(path: str, rel: str, file_index: int, settings: dict):
         yield out.flush()
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _parse_line(raw, line_no, rel, file_index, source_default, max_text, preview, out, quarantine):
     body = raw.rstrip(b"\r\n")
     if not body.strip():
@@ -220,27 +245,32 @@ def _parse_line(raw, line_no, rel, file_index, source_default, max_text, preview
         return quarantine(line_no, S.MISSING_TEXT, "no 'text' field", body, rid=rid)
     if not isinstance(text, str):
         return quarantine(line_no, S.TEXT_NOT_STRING, f"'text' is a {type(text).__name__}", body, rid=rid)
-    try:
-        n_bytes = len(text.encode("utf-8"))
-    except UnicodeEncodeError as exc:  # lone surrogates from \ud800-style escapes
-        return quarantine(line_no, S.INVALID_UTF8, f"text is not valid Unicode: {exc}", body, rid=rid)
-    if n_bytes > max_text:
-        return quarantine(line_no, S.TEXT_TOO_LARGE, f"text of {n_bytes} bytes exceeds {max_text}",
-                          body, truncated=len(body) > preview, n_bytes=len(body), n_chars=len(text), rid=rid)
+    # Valid UTF-8 bytes decode to no lone surrogate: only a \ud800-style escape can make one, so
+    # strings are checked (encoded) only when the line has such an escape. A JSON line is never
+    # shorter than its text's UTF-8, so the exact size is needed only for a long line.
+    escapes = _SURROGATE_ESCAPE.search(body) is not None
+    if escapes or len(body) > max_text:
+        try:
+            n_bytes = len(text.encode("utf-8"))
+        except UnicodeEncodeError as exc:  # lone surrogates from \ud800-style escapes
+            return quarantine(line_no, S.INVALID_UTF8, f"text is not valid Unicode: {exc}", body, rid=rid)
+        if n_bytes > max_text:
+            return quarantine(line_no, S.TEXT_TOO_LARGE, f"text of {n_bytes} bytes exceeds {max_text}",
+                              body, truncated=len(body) > preview, n_bytes=len(body), n_chars=len(text), rid=rid)
     if not text.strip():
         return quarantine(line_no, S.EMPTY_TEXT, "text is empty or whitespace only", body, rid=rid)
-    extra = {k: v for k, v in rec.items() if k not in _BASE_FIELDS}
-    try:
-        meta = json.dumps(extra, ensure_ascii=False) if extra else None
-        meta is None or meta.encode("utf-8")
-        source = _as_opt_str(rec.get("source")) or source_default
-        lang, url = _as_opt_str(rec.get("lang")), _as_opt_str(rec.get("url"))
-        for v in (rid, source, lang, url):
-            v is None or v.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return quarantine(line_no, S.INVALID_UTF8, f"a field is not valid Unicode: {exc}", body, rid=None)
-    out.add(id=rid if rid is not None else f"{rel}:{line_no}", text=text, source=source, lang=lang,
-            url=url, meta=meta, doc_pos=S.doc_pos(file_index, line_no), _file=rel, _record=line_no)
+    extra = {k: v for k, v in rec.items() if k not in _BASE_FIELDS} if len(rec) > 1 else None
+    meta = json.dumps(extra, ensure_ascii=False) if extra else None
+    source = _as_opt_str(rec.get("source")) or source_default
+    lang, url = _as_opt_str(rec.get("lang")), _as_opt_str(rec.get("url"))
+    if escapes:
+        try:
+            for v in (meta, rid, source, lang, url):
+                v is None or v.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return quarantine(line_no, S.INVALID_UTF8, f"a field is not valid Unicode: {exc}", body, rid=None)
+    out.add_doc(rid if rid is not None else f"{rel}:{line_no}", text, source, lang, url, meta,
+                S.doc_pos(file_index, line_no), rel, line_no)
 
 
 # --------------------------------------------------------------------------------------------
@@ -515,12 +545,21 @@ def split_read_batch(batch: pa.RecordBatch, plan: ReadPlan) -> tuple:
     return docs, quarantine
 
 
-def units_rdd(spark, plan: ReadPlan):
-    """An RDD of unit numbers, one Spark partition (task) per unit, the largest units first (Spark
+def units_rdd(spark, plan: ReadPlan, tasks: int | None = None):
+    """An RDD of unit numbers: one Spark partition (task) per unit, the largest units first (Spark
     starts tasks in partition order: a big unit started last would leave the other cores idle).
-    Outputs are named by unit number, so this order never shows in them."""
-    order = sorted(plan.units, key=lambda u: (-u.est_bytes, u.index))
-    return spark.sparkContext.parallelize([u.index for u in order], max(1, len(plan.units)))
+    Outputs are named by unit number, so this order never shows in them. tasks: fewer tasks, each
+    looping over several units, for light work where a task's fixed cost (~70 ms of a core in
+    PySpark) would dominate."""
+    order = [u.index for u in sorted(plan.units, key=lambda u: (-u.est_bytes, u.index))]
+    n = max(1, len(order) if tasks is None else min(tasks, len(order)))
+    return spark.sparkContext.parallelize(order, n) if tasks is None else \
+        spark.sparkContext.parallelize(sorted(order), n)
+
+
+def light_tasks(spark) -> int:
+    """How many tasks light per-unit work (reading keys or decisions, not text) is spread over."""
+    return 2 * spark.sparkContext.defaultParallelism
 
 
 def units_frame(spark, plan: ReadPlan):

@@ -1,22 +1,27 @@
 """The one span-cutting path, and the schema of the spans it cuts (removed_spans/).
 
-A cut is a half-open character range [start, end) of a document's text with the `level` it was
-found at (paragraph, sentence, line, ...), the `reason` it goes (exact_duplicate, a quality
-filter's name, ...), an optional `score` and the `duplicate_of` id (null if not a duplicate).
-Cuts may overlap or nest (a duplicate paragraph holds duplicate sentences): the outermost range
-wins, ties going to the coarser level, so every character is cut at most once and
+A cut is a half-open character range [start, end) of one document's text (by `doc_pos`) with the
+`level` it was found at (paragraph, sentence, line, ...), the `reason` it goes (exact_duplicate, a
+quality filter's name, ...), an optional `score` and the `duplicate_of` id (null if not a
+duplicate). Cuts come as a table (CUT_SCHEMA), never one object per cut: a unit can hold millions.
+
+Cuts may overlap or nest (a duplicate paragraph holds duplicate sentences): `choose_outermost`
+keeps, in text order, each cut that starts at or after the end of the last one kept, trying the
+longer and then the coarser level first at equal starts; so every character is cut at most once and
   original text == kept text with each removed span's `text` put back at its `start`
 holds exactly (a test rebuilds documents this way). Offsets are in the original text.
+`cut_documents` then applies the chosen cuts to a batch of documents: the new texts, and the
+removed_spans/ rows (REMOVED_SPAN_SCHEMA).
 
-A stage that cuts spans returns them in REMOVED_SPAN_SCHEMA and names the output in
+A stage that cuts spans writes them in REMOVED_SPAN_SCHEMA and names the output in
 `StageOutput.span_outputs`; the runner counts its characters in the reconciliation and the report
 shows them by reason and level.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 REMOVED_SPAN_SCHEMA = pa.schema([
     ("doc_pos", pa.int64()),
@@ -29,44 +34,89 @@ REMOVED_SPAN_SCHEMA = pa.schema([
     ("score", pa.float64()),
     ("duplicate_of", pa.string()),
 ])
+CUT_SCHEMA = pa.schema([f for f in REMOVED_SPAN_SCHEMA if f.name not in ("doc_id", "text")])
 # The coarser level wins a tie between cuts of the same range; unknown levels rank after these.
 LEVEL_RANK = {"document": 0, "paragraph": 1, "sentence": 2, "line": 3}
 
 
-@dataclass(frozen=True)
-class Cut:
-    start: int
-    end: int
-    level: str
-    reason: str
-    duplicate_of: str | None = None
-    score: float | None = None
+def cuts_table(doc_pos, start, end, level, reason, duplicate_of=None, score=None) -> pa.Table:
+    """A CUT_SCHEMA table from columns (a scalar reason, level or score applies to every cut)."""
+    n = len(doc_pos)
+
+    def col(v, t):
+        if isinstance(v, (pa.Array, pa.ChunkedArray)):
+            return v.cast(t)
+        return pa.array(v, t) if isinstance(v, (list, np.ndarray)) else pa.array([v] * n, t)
+
+    return pa.table([col(doc_pos, pa.int64()), col(level, pa.string()), col(start, pa.int32()),
+                     col(end, pa.int32()), col(reason, pa.string()), col(score, pa.float64()),
+                     col(duplicate_of, pa.string())], schema=CUT_SCHEMA)
 
 
-def outermost(cuts) -> list[Cut]:
-    """The cuts that are not inside an earlier, larger one, in text order."""
-    ordered = sorted(cuts, key=lambda c: (c.start, -c.end, LEVEL_RANK.get(c.level, 99)))
-    out, last_end = [], -1
-    for c in ordered:
-        if c.start >= last_end:
-            out.append(c)
-            last_end = c.end
-    return out
+def choose_outermost(cuts: pa.Table) -> pa.Table:
+    """The cuts not inside (or starting inside) one kept before them, sorted by (doc_pos, start)."""
+    if cuts.num_rows == 0:
+        return cuts.combine_chunks()
+    rank = np.array([LEVEL_RANK.get(v, 99) for v in cuts.column("level").to_pylist()], np.int64)
+    pos, start, end = (cuts.column(c).to_numpy() for c in ("doc_pos", "start", "end"))
+    order = np.lexsort((rank, -end.astype(np.int64), start, pos))
+    keep = np.zeros(len(order), dtype=bool)
+    last_doc, last_end = None, -1
+    for k, (p, s, e) in enumerate(zip(pos[order].tolist(), start[order].tolist(), end[order].tolist())):
+        if p != last_doc:
+            last_doc, last_end = p, -1
+        if s >= last_end:
+            keep[k] = True
+            last_end = e
+    return cuts.take(pa.array(order[keep])).combine_chunks()
 
 
-def cut_text(text: str, cuts) -> tuple[str, list[Cut]]:
-    """(text without the outermost cuts, those cuts in text order)."""
-    chosen = outermost(cuts)
-    pieces, prev = [], 0
-    for c in chosen:
-        pieces.append(text[prev:c.start])
-        prev = c.end
-    pieces.append(text[prev:])
-    return "".join(pieces), chosen
+def _cuts_of(chosen: pa.Table, pos) -> pa.Table:
+    """The rows of `chosen` (sorted by doc_pos) for the documents at positions `pos`."""
+    if chosen.num_rows == 0 or len(pos) == 0:
+        return chosen.slice(0, 0)
+    all_pos = chosen.column("doc_pos").chunk(0).to_numpy()  # one chunk (choose_outermost): no copy
+    lo = np.searchsorted(all_pos, pc.min(pos).as_py(), side="left")
+    hi = np.searchsorted(all_pos, pc.max(pos).as_py(), side="right")
+    window = chosen.slice(int(lo), int(hi - lo))
+    return window.filter(pc.is_in(window.column("doc_pos"), value_set=pa.array(pos)))
 
 
-def span_rows(doc_pos: int, doc_id: str, text: str, chosen) -> list[dict]:
-    """removed_spans/ rows (REMOVED_SPAN_SCHEMA) of one document's chosen cuts."""
-    return [{"doc_pos": doc_pos, "doc_id": doc_id, "level": c.level, "start": c.start, "end": c.end,
-             "text": text[c.start:c.end], "reason": c.reason, "score": c.score, "duplicate_of": c.duplicate_of}
-            for c in chosen]
+def cut_documents(docs, chosen: pa.Table) -> tuple[pa.Array, pa.Table, dict]:
+    """Apply chosen cuts (choose_outermost's output, any doc_pos) to a batch of documents.
+    Returns (the batch's `text` with the cuts taken out, the removed_spans/ rows of the batch in
+    REMOVED_SPAN_SCHEMA, {row of the batch: (what is left of it, its first cut's row in the
+    removed_spans table)} for each document that lost text)."""
+    pos = docs.column("doc_pos")
+    text_col = docs.column("text")
+    if isinstance(text_col, pa.ChunkedArray):
+        text_col = text_col.combine_chunks()
+    mine = _cuts_of(chosen, pos)
+    if mine.num_rows == 0:
+        return text_col, REMOVED_SPAN_SCHEMA.empty_table(), {}
+    row_of = {p: i for i, p in enumerate(pos.to_pylist())}
+    c_pos, c_start, c_end = (mine.column(c).to_pylist() for c in ("doc_pos", "start", "end"))
+    pieces_cut, doc_rows, left = [], [], {}
+    k, n = 0, len(c_pos)
+    while k < n:  # one document's cuts at a time (they are sorted by doc_pos, start)
+        p, first = c_pos[k], k
+        row = row_of[p]
+        text = text_col[row].as_py()
+        keep, prev = [], 0
+        while k < n and c_pos[k] == p:
+            keep.append(text[prev:c_start[k]])
+            pieces_cut.append(text[c_start[k]:c_end[k]])
+            prev = c_end[k]
+            doc_rows.append(row)
+            k += 1
+        keep.append(text[prev:])
+        left[row] = ("".join(keep), first)
+    rows = sorted(left)
+    mask = np.zeros(len(pos), dtype=bool)
+    mask[rows] = True
+    new_text = pc.replace_with_mask(text_col, pa.array(mask), pa.array([left[r][0] for r in rows], pa.string()))
+    ids = docs.column("id").take(pa.array(doc_rows))
+    spans = pa.table([mine.column("doc_pos"), ids, mine.column("level"), mine.column("start"), mine.column("end"),
+                      pa.array(pieces_cut, pa.string()), mine.column("reason"), mine.column("score"),
+                      mine.column("duplicate_of")], schema=REMOVED_SPAN_SCHEMA)
+    return new_text, spans, left

@@ -159,6 +159,7 @@ def stage_config(stage: Stage, profile: Profile):
 def _fingerprint(stage: Stage, cfg, profile: Profile, inputs: InputSet) -> dict:
     config = {"stage": as_dict(cfg), "read": as_dict(profile.read), "write": as_dict(profile.write)}
     config["read"].pop("skip_bad_files", None)  # decides failing, not content
+    config["read"].pop("stage_jsonl_for_second_pass", None)  # decides how, not what
     return {"input": inputs.fingerprint(),
             "config_hash": config_hash([stage.name, __version__, config, stage.fingerprint_extra(cfg)])}
 

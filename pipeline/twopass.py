@@ -30,12 +30,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.exchange import exchange, from_blobs, split_by
+from pipeline.exchange import exchange, from_blobs, split_by, tables_by_key
 from pipeline.first import first_occurrence
 from pipeline.hashing import partition_of
-from pipeline.readers import read_unit, split_read_batch, units_rdd
+from pipeline.readers import light_tasks, read_unit, split_read_batch, units_rdd
 from pipeline.schema import QUARANTINE_SCHEMA
-from pipeline.taskfiles import PartWriter, ensure_schema_file, read_part, write_part
+from pipeline.taskfiles import PartWriter, ensure_schema_file, read_part, task_output, write_part
 
 SIDE_DIR = "_twopass"
 
@@ -73,22 +73,69 @@ def _shuffle_partitions(spark) -> int:
     return max(1, int(spark.conf.get("spark.sql.shuffle.partitions")))
 
 
+STAGED = "_staged"  # side files: parsed copies of JSONL units for pass 2
+
+
+class _StagedWriter:
+    """A unit's documents as pass 1 parsed them -> side/_staged/part-NNNNN.arrow (Arrow IPC, lz4)."""
+
+    def __init__(self, side: Side, unit: int, attempt: int, schema: pa.Schema):
+        path = _staged_path(side, unit)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp, self._publish = task_output(path, attempt)
+        self.writer = pa.ipc.new_file(str(self.tmp), schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
+
+    def write(self, batch) -> None:
+        if batch.num_rows:
+            self.writer.write_batch(batch)
+
+    def close(self) -> None:
+        self.writer.close()
+        self._publish()
+
+
+def _staged_path(side: Side, unit: int) -> Path:
+    return side.dir(STAGED) / f"part-{unit:05d}.arrow"
+
+
+def _documents(plan, unit: int, side: Side):
+    """Pass 2's documents of a unit: pass 1's parsed copy if it kept one, else the input again
+    (also for a retried task that finds the copy already gone)."""
+    staged = _staged_path(side, unit)
+    if staged.is_file():
+        with pa.OSFile(str(staged)) as source:
+            reader = pa.ipc.open_file(source)
+            for i in range(reader.num_record_batches):
+                yield reader.get_batch(i)
+        return
+    for raw in read_unit(plan.units[unit], plan):
+        docs, _ = split_read_batch(raw, plan)  # refused records were quarantined in pass 1
+        if docs.num_rows:
+            yield docs
+
+
 def run_pass1(ctx, plan, fingerprint, side: Side) -> dict:
     """Read every unit, quarantine refused records, write fingerprint(docs) -> {name: table} to
-    side files. Returns the documents' {"docs", "chars"} (the runner's input counts)."""
+    side files (and a parsed copy of JSONL units, see read.stage_jsonl_for_second_pass). Returns
+    the documents' {"docs", "chars"} (the runner's input counts)."""
     quarantine_dir = str(ctx.work_dir / "quarantine")
+    stage_jsonl = ctx.profile.read.stage_jsonl_for_second_pass
 
     def run(unit_numbers):
         attempt = _attempt()
         n_docs = n_chars = 0
         for u in unit_numbers:
             quarantine = PartWriter(quarantine_dir, u, attempt, QUARANTINE_SCHEMA)
+            staged = (_StagedWriter(side, u, attempt, plan.doc_schema)
+                      if stage_jsonl and plan.units[u].fmt == "jsonl" else None)
             writers: dict = {}
             for raw in read_unit(plan.units[u], plan):
                 docs, refused = split_read_batch(raw, plan)
                 quarantine.write(refused)
                 if docs.num_rows == 0:
                     continue
+                if staged is not None:
+                    staged.write(docs)
                 n_docs += docs.num_rows
                 n_chars += int(pc.sum(pc.utf8_length(docs.column("text"))).as_py() or 0)
                 for name, table in fingerprint(docs).items():
@@ -96,7 +143,7 @@ def run_pass1(ctx, plan, fingerprint, side: Side) -> dict:
                         writers[name] = PartWriter(side.dir(name), u, attempt, table.schema)
                     writers[name].write(table)
             quarantine.close()
-            for w in writers.values():
+            for w in [*writers.values(), *([staged] if staged else [])]:
                 w.close()
         yield n_docs, n_chars
 
@@ -111,7 +158,7 @@ def global_firsts(ctx, plan, side: Side, out: str, keys_of_unit, keys, order, ha
     None); `hash_key`: a uniformly hashed uint64 key column that picks the exchange partition.
     Returns the number of decision rows."""
     order_names = _order_names(order)
-    n_units, n_parts = len(plan.units), _shuffle_partitions(ctx.spark)
+    n_light, n_parts = light_tasks(ctx.spark), _shuffle_partitions(ctx.spark)
 
     def combine(unit_numbers):  # per unit: one row per key (its first here) and a count
         for u in unit_numbers:
@@ -141,14 +188,15 @@ def global_firsts(ctx, plan, side: Side, out: str, keys_of_unit, keys, order, ha
         yield from split_by(pa.table(cols), rows.column("unit").to_numpy())
 
     def write(pairs):  # per unit: its decisions, sorted by key
-        pairs = list(pairs)
-        if pairs:
-            t = from_blobs(b for _, b in pairs).sort_by([(k, "ascending") for k in keys])
-            write_part(side.dir(out), pairs[0][0], _attempt(), t)
+        attempt = _attempt()
+        for unit, t in tables_by_key(pairs):
+            t = t.sort_by([(k, "ascending") for k in keys])
+            write_part(side.dir(out), unit, attempt, t)
             yield t.num_rows
 
-    decided = exchange(units_rdd(ctx.spark, plan).mapPartitions(combine), n_parts).mapPartitions(decide)
-    return int(exchange(decided, n_units).mapPartitions(write).sum())
+    combined = units_rdd(ctx.spark, plan, n_light).mapPartitions(combine)
+    decided = exchange(combined, n_parts).mapPartitions(decide)
+    return int(exchange(decided, n_light).mapPartitions(write).sum())
 
 
 def match_firsts(rows: pa.Table | None, firsts: pa.Table | None, keys, order) -> pa.Table | None:
@@ -170,7 +218,7 @@ def match_firsts(rows: pa.Table | None, firsts: pa.Table | None, keys, order) ->
 def resolve_ids(ctx, plan, side: Side, decisions: list[str], out: str, ids_of_unit) -> None:
     """Side file `out` per unit: (first_doc_pos, id) for every first occurrence its decisions
     name, asked of the unit that holds it. ids_of_unit(u) -> table (doc_pos, id)."""
-    n_units = len(plan.units)
+    n_light = light_tasks(ctx.spark)
 
     def ask(unit_numbers):
         for u in unit_numbers:
@@ -182,42 +230,40 @@ def resolve_ids(ctx, plan, side: Side, decisions: list[str], out: str, ids_of_un
             yield from split_by(refs, refs.column("first_unit").to_numpy())
 
     def answer(pairs):
-        pairs = list(pairs)
-        if pairs:
-            refs = from_blobs(b for _, b in pairs)
-            ids = ids_of_unit(pairs[0][0]).rename_columns(["first_doc_pos", "id"])
+        for holder, refs in tables_by_key(pairs):
+            ids = ids_of_unit(holder).rename_columns(["first_doc_pos", "id"])
             found = refs.join(ids, "first_doc_pos", join_type="inner")
             yield from split_by(found.select(["first_doc_pos", "id"]), found.column("target").to_numpy())
 
     def write(pairs):
-        pairs = list(pairs)
-        if pairs:
-            t = from_blobs(b for _, b in pairs).sort_by("first_doc_pos")
-            write_part(side.dir(out), pairs[0][0], _attempt(), t)
-        yield len(pairs)
+        attempt = _attempt()
+        for unit, t in tables_by_key(pairs):
+            write_part(side.dir(out), unit, attempt, t.sort_by("first_doc_pos"))
+            yield t.num_rows
 
-    asked = exchange(units_rdd(ctx.spark, plan).mapPartitions(ask), n_units).mapPartitions(answer)
-    exchange(asked, n_units).mapPartitions(write).count()
+    asked = exchange(units_rdd(ctx.spark, plan, n_light).mapPartitions(ask), n_light).mapPartitions(answer)
+    exchange(asked, n_light).mapPartitions(write).count()
 
 
 def run_pass2(ctx, plan, make_applier, outputs: dict) -> None:
-    """Read every unit again and write applier(docs) -> {output name: table} into work_dir/<name>/
-    (one part per unit; `outputs`: name -> schema). make_applier(unit) loads the unit's decisions
-    once and returns the applier for its batches. Refused records were quarantined in pass 1."""
+    """Read every unit again (pass 1's parsed copy of a JSONL unit, else the input) and write
+    applier(docs) -> {output name: table} into work_dir/<name>/ (one part per unit; `outputs`:
+    name -> schema). make_applier(unit) loads the unit's decisions once and returns the applier
+    for its batches. Refused records were quarantined in pass 1."""
     work = str(ctx.work_dir)
+    side = side_files(ctx)
 
     def run(unit_numbers):
         attempt = _attempt()
         for u in unit_numbers:
             apply = make_applier(u)
             writers = {name: PartWriter(Path(work) / name, u, attempt, schema) for name, schema in outputs.items()}
-            for raw in read_unit(plan.units[u], plan):
-                docs, _ = split_read_batch(raw, plan)
-                if docs.num_rows:
-                    for name, table in apply(docs).items():
-                        writers[name].write(table)
+            for docs in _documents(plan, u, side):
+                for name, table in apply(docs).items():
+                    writers[name].write(table)
             for w in writers.values():
                 w.close()
+            _staged_path(side, u).unlink(missing_ok=True)  # scratch space back as the pass goes
         yield 1
 
     units_rdd(ctx.spark, plan).mapPartitions(run).count()
