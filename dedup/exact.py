@@ -30,8 +30,7 @@ from pipeline.schema import removed_schema
 from pipeline.segment import normalize, segment
 from pipeline.spans import CUT_SCHEMA, REMOVED_SPAN_SCHEMA, choose_outermost, cut_documents, cuts_table
 from pipeline.stage import Stage, StageOutput
-from pipeline.twopass import (global_firsts, match_firsts, resolve_ids, run_pass1, run_pass2,
-                              side_files)
+from pipeline.twopass import Decision, decide, match_firsts, run_pass1, run_pass2, side_files
 
 PARAGRAPH, SENTENCE = "paragraph", "sentence"
 LEVELS = (PARAGRAPH, SENTENCE)  # stored as int8 codes in the side files
@@ -75,30 +74,43 @@ def _doc_spans(text: str, code: bool, cfg: dict, out: tuple) -> None:
 
 
 def fingerprint(cfg: dict, code_langs: list):
-    """Pass 1: a batch of documents -> {"docs": (doc_pos, id, hi, lo), "spans": (doc_pos, level,
-    start, end, hi, lo)}: keys and offsets, no text."""
+    """Pass 1: make(unit) -> a function from a batch of the unit's documents to {"docs": (doc_pos,
+    id, hi, lo), "spans": (doc_pos, level, start, end, hi, lo)}: keys and offsets, no text.
+
+    A document whose key the unit has already seen at a smaller doc_pos is a copy whatever the rest
+    of the corpus holds: its spans are never cut or kept (only surviving documents' spans are), so
+    they are not keyed at all."""
     code_langs = set(code_langs)
     spans_wanted = cfg["paragraph"] or cfg["sentence"]
 
-    def run(docs: pa.RecordBatch) -> dict:
-        texts, langs = docs.column("text").to_pylist(), docs.column("lang").to_pylist()
-        doc_keys, per_doc = [], []
-        cols = ([], [], [], [])
-        for text, lang in zip(texts, langs):
-            doc_keys.append(content_key(normalize(text)) if cfg["document"] else bytes(16))
-            before = len(cols[0])
-            if spans_wanted:
-                _doc_spans(text, lang in code_langs, cfg, cols)
-            per_doc.append(len(cols[0]) - before)
-        hi, lo = key_words(doc_keys)
-        out = {"docs": pa.table({"doc_pos": docs.column("doc_pos"), "id": docs.column("id"), "hi": hi, "lo": lo})}
-        s_hi, s_lo = key_words(cols[3])
-        pos = np.repeat(docs.column("doc_pos").to_numpy(), per_doc)
-        out["spans"] = pa.table({"doc_pos": pos, "level": pa.array(cols[0], pa.int8()),
-                                 "start": pa.array(cols[1], pa.int32()), "end": pa.array(cols[2], pa.int32()),
-                                 "hi": s_hi, "lo": s_lo})
-        return out
-    return run
+    def make(unit: int):
+        seen: dict = {}  # document key -> smallest doc_pos in this unit so far
+
+        def run(docs: pa.RecordBatch) -> dict:
+            texts, langs = docs.column("text").to_pylist(), docs.column("lang").to_pylist()
+            positions = docs.column("doc_pos").to_pylist()
+            doc_keys, per_doc = [], []
+            cols = ([], [], [], [])
+            for text, lang, pos in zip(texts, langs, positions):
+                key = content_key(normalize(text)) if cfg["document"] else bytes(16)
+                doc_keys.append(key)
+                before = len(cols[0])
+                copy = cfg["document"] and seen.get(key, pos) < pos
+                if not copy:
+                    seen[key] = min(pos, seen.get(key, pos))
+                    if spans_wanted:
+                        _doc_spans(text, lang in code_langs, cfg, cols)
+                per_doc.append(len(cols[0]) - before)
+            hi, lo = key_words(doc_keys)
+            out = {"docs": pa.table({"doc_pos": docs.column("doc_pos"), "id": docs.column("id"), "hi": hi, "lo": lo})}
+            s_hi, s_lo = key_words(cols[3])
+            pos = np.repeat(docs.column("doc_pos").to_numpy(), per_doc)
+            out["spans"] = pa.table({"doc_pos": pos, "level": pa.array(cols[0], pa.int8()),
+                                     "start": pa.array(cols[1], pa.int32()), "end": pa.array(cols[2], pa.int32()),
+                                     "hi": s_hi, "lo": s_lo})
+            return out
+        return run
+    return make
 
 
 def doc_duplicates(side, unit: int) -> pa.Table | None:
@@ -132,9 +144,7 @@ def applier(side, min_doc_chars: int, doc_schema: pa.Schema):
     """Pass 2: make_applier(unit) for run_pass2."""
     gone_schema = removed_schema(doc_schema)
 
-    def make(unit: int):
-        id_table = side.read("first_ids", unit)
-        ids = dict(zip(*(id_table.column(c).to_pylist() for c in ("first_doc_pos", "id")))) if id_table else {}
+    def make(unit: int, ids: dict):
         dups = doc_duplicates(side, unit)
         dup_of = ({p: ids.get(f) for p, f in zip(dups.column("doc_pos").to_pylist(),
                                                   dups.column("first_doc_pos").to_pylist())} if dups else {})
@@ -180,21 +190,15 @@ class ExactDedupStage(Stage):
         with ctx.timed("pass1"):
             counts = run_pass1(ctx, plan, fingerprint(vars(cfg), list(ctx.profile.read.code_langs)), side)
             ctx.log(f"pass 1: keyed {counts['docs']:,} documents")
-        with ctx.timed("decide_documents"):
-            n_docs = (global_firsts(ctx, plan, side, "doc_firsts", lambda u: side.read("docs", u), DOC_KEYS, DOC_ORDER)
-                      if cfg.document else 0)
-        with ctx.timed("decide_spans"):
-            n_spans = global_firsts(ctx, plan, side, "span_firsts", lambda u: surviving_spans(side, u),
-                                    SPAN_KEYS, SPAN_ORDER)
-        with ctx.timed("resolve_ids"):
-            resolve_ids(ctx, plan, side, ["doc_firsts", "span_firsts"], "first_ids",
-                        lambda u: side.read("docs", u, ["doc_pos", "id"]))
-        ctx.log(f"decided: {n_docs:,} duplicated document keys, {n_spans:,} duplicated span keys (per unit)")
-        with ctx.timed("pass2"):
+        steps = [Decision("span_firsts", lambda u: surviving_spans(side, u), tuple(SPAN_KEYS), tuple(SPAN_ORDER))]
+        if cfg.document:
+            steps.insert(0, Decision("doc_firsts", lambda u: side.read("docs", u), tuple(DOC_KEYS), tuple(DOC_ORDER)))
+        with ctx.timed("decide_and_pass2"):  # one Spark job: the decisions, then each unit read again
+            answers = decide(ctx, plan, side, steps, lambda u: side.read("docs", u, ["doc_pos", "id"]))
             doc_schema = plan.doc_schema
             run_pass2(ctx, plan, applier(side, cfg.min_doc_chars_after_span_dedup, doc_schema),
                       {"kept": doc_schema, "removed": removed_schema(doc_schema),
-                       "removed_spans": REMOVED_SPAN_SCHEMA})
+                       "removed_spans": REMOVED_SPAN_SCHEMA}, answers)
         side.remove()
         return StageOutput(written=("kept", "removed", "removed_spans"), span_outputs=("removed_spans",),
                            removal_order=(EXACT_DUPLICATE, "removed_spans", TOO_SHORT), input_counts=counts)

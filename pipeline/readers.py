@@ -551,10 +551,15 @@ def units_rdd(spark, plan: ReadPlan, tasks: int | None = None):
     Outputs are named by unit number, so this order never shows in them. tasks: fewer tasks, each
     looping over several units, for light work where a task's fixed cost (~70 ms of a core in
     PySpark) would dominate."""
-    order = [u.index for u in sorted(plan.units, key=lambda u: (-u.est_bytes, u.index))]
+    order = largest_first(plan)
     n = max(1, len(order) if tasks is None else min(tasks, len(order)))
     return spark.sparkContext.parallelize(order, n) if tasks is None else \
         spark.sparkContext.parallelize(sorted(order), n)
+
+
+def largest_first(plan: ReadPlan) -> list:
+    """Unit numbers, the largest units first (ties in input order)."""
+    return [u.index for u in sorted(plan.units, key=lambda u: (-u.est_bytes, u.index))]
 
 
 def light_tasks(spark) -> int:

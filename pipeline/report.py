@@ -129,9 +129,9 @@ def write_report(out: Path, figures: list[tuple[str, Path]] | None = None) -> Pa
         c = m["counts"]
         for reason, v in c.get("removed", {}).get("by_reason", {}).items():
             rows.append([m["stage"], "removed", reason, v["docs"], v["chars"]])
-        for out in m.get("span_outputs", []):
-            for reason, v in c[out]["by_reason"].items():
-                rows.append([m["stage"], out, reason, v["docs"], v["chars"]])
+        for span_output in m.get("span_outputs", []):
+            for reason, v in c[span_output]["by_reason"].items():
+                rows.append([m["stage"], span_output, reason, v["docs"], v["chars"]])
         for reason, v in c["quarantined"].get("by_reason", {}).items():
             rows.append([m["stage"], "quarantined", reason, v["docs"], v["chars"]])
     parts.append("<h2>Removals by reason</h2>" + (_table(["stage", "output", "reason", "records", "characters"], rows)

@@ -57,18 +57,41 @@ def choose_outermost(cuts: pa.Table) -> pa.Table:
     """The cuts not inside (or starting inside) one kept before them, sorted by (doc_pos, start)."""
     if cuts.num_rows == 0:
         return cuts.combine_chunks()
-    rank = np.array([LEVEL_RANK.get(v, 99) for v in cuts.column("level").to_pylist()], np.int64)
+    levels = cuts.column("level").combine_chunks().dictionary_encode()
+    rank = np.array([LEVEL_RANK.get(v, 99) for v in levels.dictionary.to_pylist()], np.int64)[levels.indices.to_numpy()]
     pos, start, end = (cuts.column(c).to_numpy() for c in ("doc_pos", "start", "end"))
     order = np.lexsort((rank, -end.astype(np.int64), start, pos))
-    keep = np.zeros(len(order), dtype=bool)
+    keep = _outermost_sorted(pos[order], start[order].astype(np.int64), end[order].astype(np.int64))
+    return cuts.take(pa.array(order[keep])).combine_chunks()
+
+
+def _outermost_sorted(pos: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """The keep mask of choose_outermost over cuts sorted by (doc_pos, start, -end, rank).
+
+    Without partial overlaps (segmentation's cuts nest or are disjoint) a cut is kept exactly when
+    it starts at or after the furthest end of the cuts before it in its document: one vectorised
+    pass. Where some cut partly overlaps an earlier one, the rule is applied cut by cut."""
+    n = len(pos)
+    new_doc = np.ones(n, dtype=bool)
+    new_doc[1:] = pos[1:] != pos[:-1]
+    doc = np.cumsum(new_doc) - 1
+    big = int(end.max()) + 1
+    reach = np.maximum.accumulate(end + doc * big)  # furthest end so far, reset per document
+    before = np.empty(n, np.int64)
+    before[0] = -1
+    before[1:] = reach[:-1] - doc[1:] * big
+    before[new_doc] = -1
+    if not np.any((start < before) & (end > before)):
+        return start >= before
+    keep = np.zeros(n, dtype=bool)
     last_doc, last_end = None, -1
-    for k, (p, s, e) in enumerate(zip(pos[order].tolist(), start[order].tolist(), end[order].tolist())):
+    for k, (p, s, e) in enumerate(zip(pos.tolist(), start.tolist(), end.tolist())):
         if p != last_doc:
             last_doc, last_end = p, -1
         if s >= last_end:
             keep[k] = True
             last_end = e
-    return cuts.take(pa.array(order[keep])).combine_chunks()
+    return keep
 
 
 def _cuts_of(chosen: pa.Table, pos) -> pa.Table:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -33,7 +34,7 @@ import pyarrow.compute as pc
 from pipeline.exchange import exchange, from_blobs, split_by, tables_by_key
 from pipeline.first import first_occurrence
 from pipeline.hashing import partition_of
-from pipeline.readers import light_tasks, read_unit, split_read_batch, units_rdd
+from pipeline.readers import largest_first, light_tasks, read_unit, split_read_batch, units_rdd
 from pipeline.schema import QUARANTINE_SCHEMA
 from pipeline.taskfiles import PartWriter, ensure_schema_file, read_part, task_output, write_part
 
@@ -114,9 +115,9 @@ def _documents(plan, unit: int, side: Side):
             yield docs
 
 
-def run_pass1(ctx, plan, fingerprint, side: Side) -> dict:
+def run_pass1(ctx, plan, make_fingerprint, side: Side) -> dict:
     """Read every unit, quarantine refused records, write fingerprint(docs) -> {name: table} to
-    side files (and a parsed copy of JSONL units, see read.stage_jsonl_for_second_pass). Returns
+    side files (fingerprint = make_fingerprint(unit): it may keep state across a unit's batches) (and a parsed copy of JSONL units, see read.stage_jsonl_for_second_pass). Returns
     the documents' {"docs", "chars"} (the runner's input counts)."""
     quarantine_dir = str(ctx.work_dir / "quarantine")
     stage_jsonl = ctx.profile.read.stage_jsonl_for_second_pass
@@ -129,6 +130,7 @@ def run_pass1(ctx, plan, fingerprint, side: Side) -> dict:
             staged = (_StagedWriter(side, u, attempt, plan.doc_schema)
                       if stage_jsonl and plan.units[u].fmt == "jsonl" else None)
             writers: dict = {}
+            fingerprint = make_fingerprint(u)
             for raw in read_unit(plan.units[u], plan):
                 docs, refused = split_read_batch(raw, plan)
                 quarantine.write(refused)
@@ -151,32 +153,45 @@ def run_pass1(ctx, plan, fingerprint, side: Side) -> dict:
     return {"docs": sum(r[0] for r in rows), "chars": sum(r[1] for r in rows)}
 
 
-def global_firsts(ctx, plan, side: Side, out: str, keys_of_unit, keys, order, hash_key: str = "hi") -> int:
-    """For every unit, write side file `out`: one row per key of the unit that occurs more than
-    once in the corpus, with the corpus-wide first occurrence (`first_<order column>`,
-    `first_unit`) and `group_size`. keys_of_unit(u) -> table with `keys` and `order` columns (or
-    None); `hash_key`: a uniformly hashed uint64 key column that picks the exchange partition.
-    Returns the number of decision rows."""
-    order_names = _order_names(order)
-    n_light, n_parts = light_tasks(ctx.spark), _shuffle_partitions(ctx.spark)
+@dataclass(frozen=True)
+class Decision:
+    """One "first occurrence wins" decision over one kind of key (documents, spans, ...).
 
-    def combine(unit_numbers):  # per unit: one row per key (its first here) and a count
-        for u in unit_numbers:
-            t = keys_of_unit(u)
-            if t is None or t.num_rows == 0:
-                continue
-            t = t.select([*keys, *order_names])
-            g = first_occurrence(t, keys, order)
-            firsts = t.filter(pa.array(g.is_first))
-            firsts = firsts.append_column("count", pa.array(g.size[g.is_first])).append_column(
-                "unit", pa.array(np.full(firsts.num_rows, u, np.int32)))
-            yield from split_by(firsts, partition_of(firsts.column(hash_key).to_numpy(), n_parts))
+    keys_of_unit(unit) -> a table with the `keys` and `order` columns of the unit's rows (or None);
+    it may read the decisions of the steps before it (exact dedup keys the spans of the documents
+    that survive document-level dedup). `hash_key`: a uniformly hashed uint64 key column that picks
+    the exchange partition. The decisions go to side file `name`, one part per unit: a row per key
+    of the unit that occurs more than once in the corpus, with the corpus-wide first occurrence
+    (`first_<order column>`, `first_unit`) and `group_size`."""
+    name: str
+    keys_of_unit: Callable
+    keys: tuple
+    order: tuple
+    hash_key: str = "hi"
 
-    def decide(pairs):  # per key partition: the rule again, over the units' firsts
+
+def _combine(step: Decision, unit: int, n_parts: int):
+    """Map side, per unit: one row per key (the unit's first occurrence) with a count."""
+    t = step.keys_of_unit(unit)
+    if t is None or t.num_rows == 0:
+        return
+    t = t.select([*step.keys, *_order_names(step.order)])
+    g = first_occurrence(t, list(step.keys), step.order)
+    firsts = t.filter(pa.array(g.is_first))
+    firsts = firsts.append_column("count", pa.array(g.size[g.is_first])).append_column(
+        "unit", pa.array(np.full(firsts.num_rows, unit, np.int32)))
+    yield from split_by(firsts, partition_of(firsts.column(step.hash_key).to_numpy(), n_parts))
+
+
+def _reduce(step: Decision):
+    """Per key partition: the rule again over the units' firsts; decisions go to the units."""
+    keys, order_names = list(step.keys), _order_names(step.order)
+
+    def run(pairs):
         t = from_blobs(b for _, b in pairs)
         if t is None:
             return
-        g = first_occurrence(t, keys, order, counts="count")
+        g = first_occurrence(t, keys, step.order, counts="count")
         dup = g.size > 1
         if not dup.any():
             return
@@ -186,17 +201,59 @@ def global_firsts(ctx, plan, side: Side, out: str, keys_of_unit, keys, order, ha
         cols["first_unit"] = t.column("unit").take(first)
         cols["group_size"] = pa.array(g.size[dup])
         yield from split_by(pa.table(cols), rows.column("unit").to_numpy())
+    return run
 
-    def write(pairs):  # per unit: its decisions, sorted by key
-        attempt = _attempt()
-        for unit, t in tables_by_key(pairs):
-            t = t.sort_by([(k, "ascending") for k in keys])
-            write_part(side.dir(out), unit, attempt, t)
-            yield t.num_rows
 
-    combined = units_rdd(ctx.spark, plan, n_light).mapPartitions(combine)
-    decided = exchange(combined, n_parts).mapPartitions(decide)
-    return int(exchange(decided, n_light).mapPartitions(write).sum())
+def _id_requests(side: Side, decisions: list, unit: int):
+    """The first occurrences a unit's decisions name, as requests to the units holding them."""
+    refs = [t for t in (side.read(d.name, unit, ["first_unit", "first_doc_pos"]) for d in decisions) if t is not None]
+    if not refs:
+        return
+    refs = pa.concat_tables(refs).group_by(["first_unit", "first_doc_pos"]).aggregate([])
+    refs = refs.append_column("target", pa.array(np.full(refs.num_rows, unit, np.int32)))
+    yield from split_by(refs, refs.column("first_unit").to_numpy())
+
+
+def decide(ctx, plan, side: Side, decisions: list, ids_of_unit):
+    """Run the decisions in order, then look up the ids of every first occurrence they name
+    (ids_of_unit(u) -> table (doc_pos, id) of the unit that holds it). Returns the RDD of id
+    answers that run_pass2 consumes: one Spark job runs the decisions and pass 2 together, each
+    unit's decision files written as its keys come back (the tasks that write a step's decisions
+    also combine the next step's keys, so no stage of Spark tasks only writes)."""
+    n_light, n_parts, n_units = light_tasks(ctx.spark), _shuffle_partitions(ctx.spark), len(plan.units)
+    first = decisions[0]
+    pairs = units_rdd(ctx.spark, plan, n_light).mapPartitions(
+        lambda us: (p for u in us for p in _combine(first, u, n_parts)))
+    for i, step in enumerate(decisions):
+        nxt = decisions[i + 1] if i + 1 < len(decisions) else None
+
+        def after(index, pairs, step=step, nxt=nxt):  # per unit: write the decisions, start the next step
+            attempt = _attempt()
+            got = dict(tables_by_key(pairs))
+            for u in range(index, n_units, n_light):  # the units exchange() sent to this partition
+                if u in got:
+                    write_part(side.dir(step.name), u, attempt, got[u].sort_by([(k, "ascending") for k in step.keys]))
+                yield from (_combine(nxt, u, n_parts) if nxt else _id_requests(side, decisions, u))
+
+        decided = exchange(pairs, n_parts).mapPartitions(_reduce(step))
+        pairs = exchange(decided, n_light).mapPartitionsWithIndex(after)
+    rank = _pass2_rank(plan)
+
+    def answer(pairs):
+        for holder, refs in tables_by_key(pairs):
+            ids = ids_of_unit(holder).rename_columns(["first_doc_pos", "id"])
+            found = refs.join(ids, "first_doc_pos", join_type="inner")
+            yield from split_by(found.select(["first_doc_pos", "id"]), rank[found.column("target").to_numpy()])
+
+    return exchange(pairs, n_light).mapPartitions(answer)
+
+
+def _pass2_rank(plan) -> np.ndarray:
+    """rank[unit]: the pass-2 task (partition) of each unit, the largest units first."""
+    order = largest_first(plan)
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return rank
 
 
 def match_firsts(rows: pa.Table | None, firsts: pa.Table | None, keys, order) -> pa.Table | None:
@@ -215,57 +272,31 @@ def match_firsts(rows: pa.Table | None, firsts: pa.Table | None, keys, order) ->
     return j.filter(pc.invert(same)).sort_by("_row").drop_columns(["_row"])
 
 
-def resolve_ids(ctx, plan, side: Side, decisions: list[str], out: str, ids_of_unit) -> None:
-    """Side file `out` per unit: (first_doc_pos, id) for every first occurrence its decisions
-    name, asked of the unit that holds it. ids_of_unit(u) -> table (doc_pos, id)."""
-    n_light = light_tasks(ctx.spark)
-
-    def ask(unit_numbers):
-        for u in unit_numbers:
-            refs = [t for t in (side.read(n, u, ["first_unit", "first_doc_pos"]) for n in decisions) if t is not None]
-            if not refs:
-                continue
-            refs = pa.concat_tables(refs).group_by(["first_unit", "first_doc_pos"]).aggregate([])
-            refs = refs.append_column("target", pa.array(np.full(refs.num_rows, u, np.int32)))
-            yield from split_by(refs, refs.column("first_unit").to_numpy())
-
-    def answer(pairs):
-        for holder, refs in tables_by_key(pairs):
-            ids = ids_of_unit(holder).rename_columns(["first_doc_pos", "id"])
-            found = refs.join(ids, "first_doc_pos", join_type="inner")
-            yield from split_by(found.select(["first_doc_pos", "id"]), found.column("target").to_numpy())
-
-    def write(pairs):
-        attempt = _attempt()
-        for unit, t in tables_by_key(pairs):
-            write_part(side.dir(out), unit, attempt, t.sort_by("first_doc_pos"))
-            yield t.num_rows
-
-    asked = exchange(units_rdd(ctx.spark, plan, n_light).mapPartitions(ask), n_light).mapPartitions(answer)
-    exchange(asked, n_light).mapPartitions(write).count()
-
-
-def run_pass2(ctx, plan, make_applier, outputs: dict) -> None:
+def run_pass2(ctx, plan, make_applier, outputs: dict, id_answers) -> None:
     """Read every unit again (pass 1's parsed copy of a JSONL unit, else the input) and write
     applier(docs) -> {output name: table} into work_dir/<name>/ (one part per unit; `outputs`:
-    name -> schema). make_applier(unit) loads the unit's decisions once and returns the applier
-    for its batches. Refused records were quarantined in pass 1."""
+    name -> schema). make_applier(unit, ids) loads the unit's decisions once and returns the
+    applier for its batches; ids: {first_doc_pos: id} from decide's answers. Refused records were
+    quarantined in pass 1."""
     work = str(ctx.work_dir)
     side = side_files(ctx)
+    order = largest_first(plan)
 
-    def run(unit_numbers):
+    def run(index, pairs):
         attempt = _attempt()
-        for u in unit_numbers:
-            apply = make_applier(u)
-            writers = {name: PartWriter(Path(work) / name, u, attempt, schema) for name, schema in outputs.items()}
-            for docs in _documents(plan, u, side):
-                for name, table in apply(docs).items():
-                    writers[name].write(table)
-            for w in writers.values():
-                w.close()
-            _staged_path(side, u).unlink(missing_ok=True)  # scratch space back as the pass goes
-        yield 1
+        u = order[index]
+        answers = from_blobs(b for _, b in pairs)
+        ids = dict(zip(*(answers.column(c).to_pylist() for c in ("first_doc_pos", "id")))) if answers else {}
+        apply = make_applier(u, ids)
+        writers = {name: PartWriter(Path(work) / name, u, attempt, schema) for name, schema in outputs.items()}
+        for docs in _documents(plan, u, side):
+            for name, table in apply(docs).items():
+                writers[name].write(table)
+        for w in writers.values():
+            w.close()
+        _staged_path(side, u).unlink(missing_ok=True)  # scratch space back as the pass goes
+        yield u
 
-    units_rdd(ctx.spark, plan).mapPartitions(run).count()
+    exchange(id_answers, len(plan.units)).mapPartitionsWithIndex(run).count()
     for name, schema in outputs.items():
         ensure_schema_file(ctx.work_dir / name, schema)

@@ -14,7 +14,7 @@ from pipeline.hashing import content_key, key_words
 from pipeline.readers import plan_read, resolve_input
 from pipeline.schema import removed_schema
 from pipeline.stage import StageContext
-from pipeline.twopass import global_firsts, match_firsts, resolve_ids, run_pass1, run_pass2, side_files
+from pipeline.twopass import Decision, decide, match_firsts, run_pass1, run_pass2, side_files
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # its functions run in Spark's workers
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
@@ -48,53 +48,46 @@ def test_engine_matches_the_rule_on_the_whole_corpus(spark, tmp_path):
     work.mkdir()
     ctx = StageContext(spark, "test", None, prof, inputs, work)
     side = side_files(ctx)
-    counts = run_pass1(ctx, plan, keys_fingerprint, side)
+    counts = run_pass1(ctx, plan, lambda unit: keys_fingerprint, side)
     assert counts["docs"] == 120
     assert [r["reason"] for r in read_dir(work / "quarantine")] == ["invalid_json"]
 
-    n = global_firsts(ctx, plan, side, "firsts", lambda u: side.read("docs", u), ["hi", "lo"], ["doc_pos"])
-    resolve_ids(ctx, plan, side, ["firsts"], "ids", lambda u: side.read("docs", u, ["doc_pos", "id"]))
+    step = Decision("firsts", lambda u: side.read("docs", u), ("hi", "lo"), ("doc_pos",))
+    answers = decide(ctx, plan, side, [step], lambda u: side.read("docs", u, ["doc_pos", "id"]))
+
+    def make_applier(unit, ids):
+        dups = match_firsts(side.read("docs", unit), side.read("firsts", unit), ["hi", "lo"], ["doc_pos"])
+        dup_of = ({} if dups is None else
+                  {p: ids[f] for p, f in zip(dups.column("doc_pos").to_pylist(), dups.column("first_doc_pos").to_pylist())})
+
+        def apply(docs):
+            table = pa.Table.from_batches([docs])
+            gone = pa.array([p in dup_of for p in docs.column("doc_pos").to_pylist()])
+            removed = table.filter(gone)
+            removed = removed.append_column("reason", pa.array(["dup"] * removed.num_rows, pa.string()))
+            removed = removed.append_column("duplicate_of", pa.array(
+                [dup_of[p] for p in removed.column("doc_pos").to_pylist()], pa.string()))
+            return {"kept": table.filter(pa.compute.invert(gone)), "removed": removed}
+        return apply
+
+    run_pass2(ctx, plan, make_applier, {"kept": plan.doc_schema, "removed": removed_schema(plan.doc_schema)}, answers)
+
     # the rule over the whole corpus in one table
     whole = pa.concat_tables([side.read("docs", u) for u in range(4)])
     g = first_occurrence(whole, ["hi", "lo"], ["doc_pos"])
     want_dup_of = {p: whole.column("id")[int(f)].as_py()
                    for p, f, first in zip(whole.column("doc_pos").to_pylist(), g.first, g.is_first) if not first}
     size_of = {(h, l): int(sz) for h, l, sz in zip(whole.column("hi").to_pylist(), whole.column("lo").to_pylist(), g.size)}
-    got_dup_of, decision_rows = {}, 0
-    for u in range(4):
+    for u in range(4):  # every unit's decisions carry the corpus-wide group size
         decisions = side.read("firsts", u)
-        decision_rows += 0 if decisions is None else decisions.num_rows
-        ids = side.read("ids", u)
-        id_of = dict(zip(ids.column("first_doc_pos").to_pylist(), ids.column("id").to_pylist())) if ids else {}
-        dups = match_firsts(side.read("docs", u), decisions, ["hi", "lo"], ["doc_pos"])
-        if dups is not None:
-            assert dups.column("group_size").to_pylist() == [
-                size_of[k] for k in zip(dups.column("hi").to_pylist(), dups.column("lo").to_pylist())]
-            got_dup_of.update(zip(dups.column("doc_pos").to_pylist(),
-                                  [id_of[f] for f in dups.column("first_doc_pos").to_pylist()]))
-    assert n == decision_rows > 0
+        assert decisions.column("group_size").to_pylist() == [
+            size_of[k] for k in zip(decisions.column("hi").to_pylist(), decisions.column("lo").to_pylist())]
     distinct = len(set(whole.column("hi").to_pylist()))
-    assert got_dup_of == want_dup_of and len(want_dup_of) == 120 - distinct
-
-    dup_positions = set(got_dup_of)
-
-    def make_applier(unit):
-        def apply(docs):
-            pos = docs.column("doc_pos").to_pylist()
-            gone = pa.array([p in dup_positions for p in pos])
-            removed = pa.Table.from_batches([docs]).filter(gone)
-            removed = removed.append_column("reason", pa.array(["dup"] * removed.num_rows, pa.string()))
-            removed = removed.append_column("duplicate_of", pa.array([got_dup_of[p] for p in
-                                                                      removed.column("doc_pos").to_pylist()], pa.string()))
-            return {"kept": pa.Table.from_batches([docs]).filter(pa.compute.invert(gone)), "removed": removed}
-        return apply
-
-    run_pass2(ctx, plan, make_applier, {"kept": plan.doc_schema, "removed": removed_schema(plan.doc_schema)})
     kept = read_dir(work / "kept")
     removed = read_dir(work / "removed")
+    assert {r["doc_pos"]: r["duplicate_of"] for r in removed} == want_dup_of
+    assert len(want_dup_of) == 120 - distinct and len(kept) == distinct
     # one part per unit that has rows: every unit has copies, the firsts all sit in unit 0
     assert sorted(p.name for p in (work / "removed").glob("*.parquet")) == [f"part-{u:05d}.parquet" for u in range(4)]
     assert sorted(p.name for p in (work / "kept").glob("*.parquet")) == ["part-00000.parquet"]
-    assert len(kept) == distinct and len(removed) == 120 - distinct
-    assert sorted(r["text"] for r in kept) == sorted({f"the {w} text" for w in WORDS} & {r["text"] for r in kept + removed})
-    assert all(r["duplicate_of"] == got_dup_of[r["doc_pos"]] for r in removed)
+    assert len({r["text"] for r in kept}) == distinct
