@@ -54,23 +54,22 @@ class ExactDedupConfig:
 def _doc_spans(text: str, code: bool, cfg: dict, out: tuple) -> None:
     """Append the keyed spans of one document to the column lists in `out`."""
     levels, starts, ends, keys = out
+
+    def add(level: int, start: int, end: int, min_chars: int) -> None:
+        norm = normalize(text[start:end])
+        if len(norm) >= min_chars:
+            levels.append(level)
+            starts.append(start)
+            ends.append(end)
+            keys.append(content_key(norm))
+
     paras, sents = segment(text, code=code)
     for (ps, pe), pieces in zip(paras, sents):
         if cfg["paragraph"]:
-            norm = normalize(text[ps:pe])
-            if len(norm) >= cfg["min_paragraph_chars"]:
-                levels.append(0)
-                starts.append(ps)
-                ends.append(pe)
-                keys.append(content_key(norm))
+            add(0, ps, pe, cfg["min_paragraph_chars"])
         if cfg["sentence"]:
             for ss, se in pieces:
-                norm = normalize(text[ss:se])
-                if len(norm) >= cfg["min_sentence_chars"]:
-                    levels.append(1)
-                    starts.append(ss)
-                    ends.append(se)
-                    keys.append(content_key(norm))
+                add(1, ss, se, cfg["min_sentence_chars"])
 
 
 def fingerprint(cfg: dict, code_langs: list):
