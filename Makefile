@@ -18,7 +18,7 @@ CORPORA ?= ../shared/corpora
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: help venv run test bench bench-exact
+.PHONY: help venv run test bench bench-exact bench-code
 
 help:
 	@echo "make run     - install (first time) and run the whole pipeline on $(SAMPLE) into $(OUT)/"
@@ -47,9 +47,13 @@ $(STAGES): venv
 	@test -n "$(IN)" || { echo "usage: make $@ IN=<input> OUT=<output dir>"; exit 2; }
 	$(PY) -m pipeline $@ --config $(STAGE_CONFIG) --input $(IN) --output $(OUT) $(ARGS)
 
-bench: venv bench-exact bench-tokenize bench-train
+bench: venv bench-exact bench-code bench-tokenize bench-train
 
 bench-exact: venv
 	$(PY) bench/bench_exact.py --corpora $(CORPORA) --out bench/results/exact_dedup.json
+
+# Does kept code still parse after the make-run chain on $(CORPORA)? Per-language span cut shares.
+bench-code: venv
+	$(PY) bench/bench_code_fidelity.py --corpora $(CORPORA) --config $(CONFIG) --out bench/results/code_fidelity.json
 
 -include mk/*.mk

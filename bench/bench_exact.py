@@ -54,17 +54,21 @@ def run_measured(cmd: list[str], env: dict) -> tuple[float, int, subprocess.Comp
     return time.time() - t0, peak, subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
-def python_baseline(files: list[Path], code_langs=("code",)) -> dict:
-    """The same three-level algorithm in one plain Python process (dicts instead of Spark):
-    what a single-machine tool would do. Reads everything, keeps results in memory, writes nothing.
+def python_baseline(files: list[Path]) -> dict:
+    """The same three-level algorithm in one plain Python process (dicts instead of Spark), under
+    the default span policy (prose: paragraphs and sentences; code: kept or removed whole): what a
+    single-machine tool would do. Reads everything, keeps results in memory, writes nothing.
     Returns figures plus the duplicate documents and cut spans, as (doc_pos) and (doc_pos, start,
     end) sets, for the comparison with the stage."""
     from dedup.exact import ExactDedupConfig
     from pipeline.hashing import content_key
     from pipeline.schema import doc_pos
-    from pipeline.segment import normalize, segment
+    from pipeline.segment import normalize
+    from pipeline.spanpolicy import SpanPolicy, SpanSettings, candidate_spans
 
-    cfg = ExactDedupConfig()
+    cfg, policy = ExactDedupConfig(), SpanPolicy(SpanSettings())
+    min_chars = {"paragraph": cfg.min_paragraph_chars, "header": cfg.min_paragraph_chars,
+                 "sentence": cfg.min_sentence_chars}
     t0 = time.time()
     docs = []
     for fi, f in enumerate(files):
@@ -80,28 +84,18 @@ def python_baseline(files: list[Path], code_langs=("code",)) -> dict:
             dup_docs.add(pos)
             continue
         seen_docs.add(h)
-        paras, sents = segment(text, code=lang in code_langs)
         cut_until = -1
-        for (ps, pe), pieces in zip(paras, sents):
-            norm = normalize(text[ps:pe])
-            if len(norm) >= cfg.min_paragraph_chars:
-                key = (0, content_key(norm))
-                if key in first_span:
-                    cuts.add((pos, ps, pe))
-                    cut_chars += pe - ps
-                    cut_until = pe
-                else:
-                    first_span.add(key)
-            for ss, se in pieces:
-                norm = normalize(text[ss:se])
-                if len(norm) >= cfg.min_sentence_chars:
-                    key = (1, content_key(norm))
-                    if key in first_span:
-                        if se > cut_until:
-                            cuts.add((pos, ss, se))
-                            cut_chars += se - ss
-                    else:
-                        first_span.add(key)
+        for level, start, end in candidate_spans(text, policy.levels(lang)):  # outer spans before inner ones
+            norm = normalize(text[start:end])
+            if len(norm) < min_chars[level]:
+                continue
+            key = (level, content_key(norm))
+            if key not in first_span:
+                first_span.add(key)
+            elif start >= cut_until:  # not inside a span already cut
+                cuts.add((pos, start, end))
+                cut_chars += end - start
+                cut_until = end
     wall = time.time() - t0
     return {"docs": len(docs), "doc_duplicates": len(dup_docs), "spans_cut": len(cuts), "span_chars_cut": cut_chars,
             "text_mb": nbytes / 1e6, "wall_s": round(wall, 2), "mb_per_s_per_core": round(nbytes / 1e6 / wall, 3),

@@ -11,6 +11,11 @@ Each cut goes to removed_spans/ with its offsets and text. A document that loses
 fewer than `min_doc_chars_after_span_dedup` characters left is removed as
 `too_short_after_span_dedup` (its remaining text in removed/).
 
+Which spans may be cut is the profile's span policy (pipeline.spanpolicy), not this stage's: by
+default prose is cut at paragraph and sentence level and source code not at all (a code file is
+kept or removed whole). Where a user opts code in to `header`, the comment block at the top of a
+file is keyed as one span (with `min_paragraph_chars`, and switched by `paragraph`).
+
 How (pipeline.twopass): pass 1 keys every document and span inside the read tasks; the decisions
 are "first occurrence wins" over the keys alone, document level first, then the spans of the
 documents that survive it; pass 2 reads each unit again and cuts. A paragraph's first occurrence
@@ -27,13 +32,14 @@ import pyarrow.compute as pc
 
 from pipeline.hashing import content_key, key_words
 from pipeline.schema import removed_schema
-from pipeline.segment import normalize, segment
+from pipeline.segment import normalize
+from pipeline.spanpolicy import HEADER, PARAGRAPH, SENTENCE, SpanPolicy, candidate_spans
 from pipeline.spans import CUT_SCHEMA, REMOVED_SPAN_SCHEMA, choose_outermost, cut_documents, cuts_table
 from pipeline.stage import Stage, StageOutput
 from pipeline.twopass import Decision, decide, match_firsts, run_pass1, run_pass2, side_files
 
-PARAGRAPH, SENTENCE = "paragraph", "sentence"
-LEVELS = (PARAGRAPH, SENTENCE)  # stored as int8 codes in the side files
+LEVELS = (PARAGRAPH, SENTENCE, HEADER)  # stored as int8 codes in the side files
+LEVEL_CODE = {level: code for code, level in enumerate(LEVELS)}
 EXACT_DUPLICATE = "exact_duplicate"
 TOO_SHORT = "too_short_after_span_dedup"
 DOC_KEYS, SPAN_KEYS = ["hi", "lo"], ["hi", "lo", "level"]
@@ -51,36 +57,42 @@ class ExactDedupConfig:
     min_doc_chars_after_span_dedup: int = 50
 
 
-def _doc_spans(text: str, code: bool, cfg: dict, out: tuple) -> None:
-    """Append the keyed spans of one document to the column lists in `out`."""
-    levels, starts, ends, keys = out
-
-    def add(level: int, start: int, end: int, min_chars: int) -> None:
+def _doc_spans(text: str, levels: frozenset, min_chars: dict, out: tuple) -> None:
+    """Append the keyed spans of one document (the policy's candidates at `levels` that are at
+    least min_chars[level] long, normalised) to the column lists in `out`."""
+    codes, starts, ends, keys = out
+    for level, start, end in candidate_spans(text, levels):
         norm = normalize(text[start:end])
-        if len(norm) >= min_chars:
-            levels.append(level)
+        if len(norm) >= min_chars[level]:
+            codes.append(LEVEL_CODE[level])
             starts.append(start)
             ends.append(end)
             keys.append(content_key(norm))
 
-    paras, sents = segment(text, code=code)
-    for (ps, pe), pieces in zip(paras, sents):
-        if cfg["paragraph"]:
-            add(0, ps, pe, cfg["min_paragraph_chars"])
-        if cfg["sentence"]:
-            for ss, se in pieces:
-                add(1, ss, se, cfg["min_sentence_chars"])
+
+def _levels_by_lang(cfg: dict, policy: SpanPolicy):
+    """lang -> the levels this stage keys in documents of that lang (config x policy), memoised."""
+    wanted = frozenset(lv for lv, on in ((PARAGRAPH, cfg["paragraph"]), (SENTENCE, cfg["sentence"]),
+                                         (HEADER, cfg["paragraph"])) if on)
+    memo: dict = {}
+
+    def levels(lang) -> frozenset:
+        if lang not in memo:
+            memo[lang] = policy.levels(lang) & wanted
+        return memo[lang]
+    return levels
 
 
-def fingerprint(cfg: dict, code_langs: list):
+def fingerprint(cfg: dict, policy: SpanPolicy):
     """Pass 1: make(unit) -> a function from a batch of the unit's documents to {"docs": (doc_pos,
     id, hi, lo), "spans": (doc_pos, level, start, end, hi, lo)}: keys and offsets, no text.
 
     A document whose key the unit has already seen at a smaller doc_pos is a copy whatever the rest
     of the corpus holds: its spans are never cut or kept (only surviving documents' spans are), so
     they are not keyed at all."""
-    code_langs = set(code_langs)
-    spans_wanted = cfg["paragraph"] or cfg["sentence"]
+    levels_of = _levels_by_lang(cfg, policy)
+    min_chars = {PARAGRAPH: cfg["min_paragraph_chars"], SENTENCE: cfg["min_sentence_chars"],
+                 HEADER: cfg["min_paragraph_chars"]}
 
     def make(unit: int):
         seen: dict = {}  # document key -> smallest doc_pos in this unit so far
@@ -97,8 +109,9 @@ def fingerprint(cfg: dict, code_langs: list):
                 copy = cfg["document"] and seen.get(key, pos) < pos
                 if not copy:
                     seen[key] = min(pos, seen.get(key, pos))
-                    if spans_wanted:
-                        _doc_spans(text, lang in code_langs, cfg, cols)
+                    levels = levels_of(lang)
+                    if levels:
+                        _doc_spans(text, levels, min_chars, cols)
                 per_doc.append(len(cols[0]) - before)
             hi, lo = key_words(doc_keys)
             out = {"docs": pa.table({"doc_pos": docs.column("doc_pos"), "id": docs.column("id"), "hi": hi, "lo": lo})}
@@ -187,7 +200,7 @@ class ExactDedupStage(Stage):
         cfg = ctx.config
         side = side_files(ctx)
         with ctx.timed("pass1"):
-            counts = run_pass1(ctx, plan, fingerprint(vars(cfg), list(ctx.profile.read.code_langs)), side)
+            counts = run_pass1(ctx, plan, fingerprint(vars(cfg), SpanPolicy(ctx.profile.spans)), side)
             ctx.log(f"pass 1: keyed {counts['docs']:,} documents")
         steps = [Decision("span_firsts", lambda u: surviving_spans(side, u), tuple(SPAN_KEYS), tuple(SPAN_ORDER))]
         if cfg.document:

@@ -2,7 +2,9 @@
 
 A profile has these top-level sections:
   spark:    SparkSettings (master, memory, partitions, extra conf)
-  read:     ReadSettings (input limits, quarantine previews, what counts as code)
+  read:     ReadSettings (input limits, quarantine previews, read units)
+  write:    WriteSettings (output files)
+  spans:    pipeline.spanpolicy.SpanSettings (which levels may be cut, per lang; what counts as code)
   pipeline: {stages: [names in order]}
   <stage>:  that stage's own config dataclass (e.g. exact-dedup: {...})
 """
@@ -19,6 +21,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import UserError
+from pipeline.spanpolicy import SpanSettings
 
 
 @dataclass
@@ -39,7 +42,6 @@ class ReadSettings:
     # A task reads one JSONL file, or a run of one parquet file's row groups of about this many
     # (uncompressed) bytes: the unit of read parallelism, fixed by the input, not the cluster.
     unit_bytes: int = 256 * 1024 * 1024
-    code_langs: list = field(default_factory=lambda: ["code"])  # `lang` values segmented as code
     skip_bad_files: bool = False  # unreadable files: fail (default) or quarantine and go on
     # A two-pass stage reads each unit twice. Parsing JSON is most of the cost of reading JSONL,
     # so pass 1 keeps a parsed copy of each JSONL unit (Arrow IPC, lz4) in the stage's work dir for
@@ -105,13 +107,14 @@ class Profile:
     spark: SparkSettings
     read: ReadSettings
     write: WriteSettings
+    spans: SpanSettings
     stages: list
 
     def section(self, name: str) -> dict:
         return self.raw.get(name) or {}
 
 
-KNOWN_SHARED = {"spark", "read", "write", "pipeline"}
+KNOWN_SHARED = {"spark", "read", "write", "spans", "pipeline"}
 
 
 def load_profile(path: str | None, overrides: list[str] | None = None,
@@ -146,6 +149,7 @@ def load_profile(path: str | None, overrides: list[str] | None = None,
         spark=build(SparkSettings, raw.get("spark"), "spark"),
         read=build(ReadSettings, raw.get("read"), "read"),
         write=build(WriteSettings, raw.get("write"), "write"),
+        spans=build(SpanSettings, raw.get("spans"), "spans"),
         stages=stages,
     )
 

@@ -97,6 +97,42 @@ def funnel_figure(steps: list[dict]) -> str:
     return out
 
 
+def cut_rows(manifests: list[dict]) -> tuple[list[list], list[str]]:
+    """[stage, lang, characters in, % cut, % per level...] for every stage that cuts spans."""
+    levels = sorted({lv for m in manifests for v in m["counts"].get("cut_by_lang", {}).values() for lv in v["by_level"]})
+    rows = []
+    for m in manifests:
+        for lang, v in m["counts"].get("cut_by_lang", {}).items():
+            rows.append([m["stage"], lang, v["chars"], 100 * v["cut_share"],
+                         *(100 * v["by_level"].get(lv, {}).get("share", 0.0) for lv in levels)])
+    return rows, levels
+
+
+def cut_figure(rows: list[list], levels: list[str]) -> str:
+    """Share of each language's characters cut at span level, stacked by level."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r[0]}: {r[1]}" for r in rows][::-1]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.5))
+    left = [0.0] * len(rows)
+    for k, level in enumerate(levels):
+        vals = [r[4 + k] for r in rows][::-1]
+        ax.barh(labels, vals, left=left, label=level)
+        left = [a + b for a, b in zip(left, vals)]
+    for y, total in enumerate(left):
+        ax.text(total, y, f" {total:.1f}%", va="center", fontsize=9)
+    ax.set_xlabel("% of the language's characters cut")
+    ax.set_xlim(0, max([*left, 1.0]) * 1.15)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    ax.set_title("Characters cut at span level, per language")
+    out = _png(fig)
+    plt.close(fig)
+    return out
+
+
 def _table(columns: list[str], rows: list[list]) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>" for r in rows)
@@ -136,6 +172,13 @@ def write_report(out: Path, figures: list[tuple[str, Path]] | None = None) -> Pa
             rows.append([m["stage"], "quarantined", reason, v["docs"], v["chars"]])
     parts.append("<h2>Removals by reason</h2>" + (_table(["stage", "output", "reason", "records", "characters"], rows)
                                                   if rows else "<p>Nothing was removed.</p>"))
+    cuts, levels = cut_rows(manifests)
+    if cuts:
+        parts.append("<h2>Characters cut at span level, per language</h2><p>The share of each language's "
+                     "characters that span cuts took, per level (the span policy: <code>spans:</code> in the "
+                     "profile; code is kept or removed whole by default).</p>"
+                     f'<img alt="span cuts per language" src="data:image/png;base64,{cut_figure(cuts, levels)}">'
+                     + _table(["stage", "lang", "characters in", "% cut", *(f"% {lv}" for lv in levels)], cuts))
     shuffle_rows = [[m["stage"], m["input"]["bytes"] / 1e6, m["shuffle"]["shuffle_write_bytes"] / 1e6,
                      m["shuffle"]["spill_bytes"] / 1e6,
                      m["shuffle"]["shuffle_write_bytes"] / max(1, m["input"]["bytes"])]

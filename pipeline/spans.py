@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 REMOVED_SPAN_SCHEMA = pa.schema([
     ("doc_pos", pa.int64()),
     ("doc_id", pa.string()),
+    ("lang", pa.string()),  # the document's, so that cuts can be counted per language
     ("level", pa.string()),
     ("start", pa.int32()),
     ("end", pa.int32()),
@@ -34,9 +35,9 @@ REMOVED_SPAN_SCHEMA = pa.schema([
     ("score", pa.float64()),
     ("duplicate_of", pa.string()),
 ])
-CUT_SCHEMA = pa.schema([f for f in REMOVED_SPAN_SCHEMA if f.name not in ("doc_id", "text")])
+CUT_SCHEMA = pa.schema([f for f in REMOVED_SPAN_SCHEMA if f.name not in ("doc_id", "lang", "text")])
 # The coarser level wins a tie between cuts of the same range; unknown levels rank after these.
-LEVEL_RANK = {"document": 0, "paragraph": 1, "sentence": 2, "line": 3}
+LEVEL_RANK = {"document": 0, "header": 1, "paragraph": 1, "sentence": 2, "line": 3}
 
 
 def cuts_table(doc_pos, start, end, level, reason, duplicate_of=None, score=None) -> pa.Table:
@@ -138,8 +139,11 @@ def cut_documents(docs, chosen: pa.Table) -> tuple[pa.Array, pa.Table, dict]:
     mask = np.zeros(len(pos), dtype=bool)
     mask[rows] = True
     new_text = pc.replace_with_mask(text_col, pa.array(mask), pa.array([left[r][0] for r in rows], pa.string()))
-    ids = docs.column("id").take(pa.array(doc_rows))
-    spans = pa.table([mine.column("doc_pos"), ids, mine.column("level"), mine.column("start"), mine.column("end"),
+    rows_cut = pa.array(doc_rows)
+    ids = docs.column("id").take(rows_cut)
+    langs = (docs.column("lang").take(rows_cut) if "lang" in docs.schema.names
+             else pa.nulls(len(doc_rows), pa.string()))
+    spans = pa.table([mine.column("doc_pos"), ids, langs, mine.column("level"), mine.column("start"), mine.column("end"),
                       pa.array(pieces_cut, pa.string()), mine.column("reason"), mine.column("score"),
                       mine.column("duplicate_of")], schema=REMOVED_SPAN_SCHEMA)
     return new_text, spans, left

@@ -157,7 +157,8 @@ def stage_config(stage: Stage, profile: Profile):
 
 
 def _fingerprint(stage: Stage, cfg, profile: Profile, inputs: InputSet) -> dict:
-    config = {"stage": as_dict(cfg), "read": as_dict(profile.read), "write": as_dict(profile.write)}
+    config = {"stage": as_dict(cfg), "read": as_dict(profile.read), "write": as_dict(profile.write),
+              "spans": as_dict(profile.spans)}
     config["read"].pop("skip_bad_files", None)  # decides failing, not content
     config["read"].pop("stage_jsonl_for_second_pass", None)  # decides how, not what
     return {"input": inputs.fingerprint(),
@@ -278,16 +279,30 @@ def _count_files(items):
         pf = pq.ParquetFile(path)
         names = pf.schema_arrow.names
         col = "n_chars" if "n_chars" in names else "text" if "text" in names else None
-        have = [g for g in groups if g in names]
-        for batch in pf.iter_batches(columns=([col] if col else []) + have, batch_size=65536):
+        have = [g for g in groups if isinstance(g, str) and g in names]
+        pairs = [g for g in groups if isinstance(g, tuple) and set(g) <= set(names)]
+        read = sorted({c for g in have + pairs for c in ((g,) if isinstance(g, str) else g)})
+        for batch in pf.iter_batches(columns=([col] if col else []) + read, batch_size=65536):
             chars = (pa.repeat(0, batch.num_rows) if col is None else batch.column(col) if col == "n_chars"
                      else pc.utf8_length(batch.column(col)))
-            for g in [None, *have]:
-                keys = pa.repeat("", batch.num_rows) if g is None else batch.column(g).cast(pa.string())
+            for g in [None, *have, *pairs]:
+                keys = pa.repeat("", batch.num_rows) if g is None else _group_key(batch, g)
                 t = pa.table({"k": keys, "c": chars.cast(pa.int64())}).group_by("k").aggregate(
                     [("c", "count"), ("c", "sum")])
                 for k, d, c in zip(*(t.column(x).to_pylist() for x in ("k", "c_count", "c_sum"))):
                     yield name, g, k, int(d), int(c or 0)
+
+
+def _group_key(batch, group):
+    """A group column (nulls as "(none)"), or for a tuple of columns their values joined by "/"."""
+    import pyarrow.compute as pc
+
+    cols = [pc.fill_null(batch.column(c).cast("string"), "(none)") for c in ((group,) if isinstance(group, str) else group)]
+    return cols[0] if len(cols) == 1 else pc.binary_join_element_wise(*cols, "/")
+
+
+def _group_name(group) -> str:
+    return "by_" + (group if isinstance(group, str) else "_".join(group))
 
 
 def _merge_counts(rows, groups) -> dict:
@@ -302,7 +317,7 @@ def _merge_counts(rows, groups) -> dict:
             slot["docs"] += d
             slot["chars"] += c
     for g in groups:
-        total["by_" + g] = dict(sorted(by[g].items()))
+        total[_group_name(g)] = dict(sorted(by[g].items()))
     return total
 
 
@@ -316,8 +331,8 @@ def _count_frame(df) -> dict:
 
 def count_and_reconcile(stage: Stage, ctx: StageContext, result: StageOutput, doc_outputs: list) -> dict:
     work = ctx.work_dir
-    wanted = {n: (work / n, ["reason"] if n == "removed" else []) for n in doc_outputs}
-    wanted.update({n: (work / n, ["reason", "level"]) for n in result.span_outputs})
+    wanted = {n: (work / n, ["reason", "lang"] if n == "removed" else ["lang"]) for n in doc_outputs}
+    wanted.update({n: (work / n, ["reason", "level", "lang", ("lang", "level")]) for n in result.span_outputs})
     wanted["quarantined"] = (work / "quarantine", ["reason"])
     with ctx.timed("count"):
         found = count_outputs(ctx.spark, wanted)
@@ -334,7 +349,30 @@ def count_and_reconcile(stage: Stage, ctx: StageContext, result: StageOutput, do
             raise RuntimeError(f"{stage.name}: counts do not reconcile for {key}: input {counts['input'][key]} != "
                                f"kept + removed + spans + quarantined {sum(parts)} ({parts}); output not published")
     counts["reconciled"] = True
+    if result.span_outputs:
+        counts["cut_by_lang"] = cut_by_lang(counts, doc_outputs, result.span_outputs)
     return counts
+
+
+def cut_by_lang(counts: dict, doc_outputs: list, span_outputs: tuple) -> dict:
+    """{lang: {"chars": its characters in the stage's input (quarantine aside), "cut_chars",
+    "cut_share", "by_level": {level: {"chars", "share"}}}}: how much of each language the
+    stage's span cuts took, so that a policy that eats a language shows at a glance."""
+    out: dict = {}
+    for name in (*doc_outputs, *span_outputs):
+        for lang, v in counts[name].get("by_lang", {}).items():
+            out.setdefault(lang, {"chars": 0, "cut_chars": 0, "by_level": {}})["chars"] += v["chars"]
+    for name in span_outputs:
+        for key, v in counts[name].get("by_lang_level", {}).items():
+            lang, level = key.rsplit("/", 1)
+            slot = out[lang]["by_level"].setdefault(level, {"chars": 0})
+            slot["chars"] += v["chars"]
+            out[lang]["cut_chars"] += v["chars"]
+    for lang in out.values():
+        lang["cut_share"] = round(lang["cut_chars"] / lang["chars"], 6) if lang["chars"] else 0.0
+        for level in lang["by_level"].values():
+            level["share"] = round(level["chars"] / lang["chars"], 6) if lang["chars"] else 0.0
+    return dict(sorted(out.items()))
 
 
 def _publish(work: Path, out: Path) -> None:
@@ -399,7 +437,8 @@ def run_stage(stage: Stage, profile: Profile, input_spec: str, output: str, *, s
         "shuffle": shuffle_since(spark, before),
         "stats": result.stats,
         "timings_s": ctx.timings,
-        "config": {"stage": as_dict(cfg), "read": as_dict(profile.read), "write": as_dict(profile.write)},
+        "config": {"stage": as_dict(cfg), "read": as_dict(profile.read), "write": as_dict(profile.write),
+                   "spans": as_dict(profile.spans)},
         "fingerprint": fingerprint,
         "versions": versions(),
         "spark": {"master": spark.sparkContext.master, "default_parallelism": spark.sparkContext.defaultParallelism},

@@ -65,10 +65,9 @@ def test_paragraph_and_sentence_level(result):
     # Chinese sentence cut from z2; the short '谢谢。' survives everywhere
     assert kept["z1"].count(ZH_SHARED) == 1 and ZH_SHARED not in kept["z2"]
     assert kept["z2"].endswith("谢谢。") and kept["z1"].endswith("谢谢。")
-    # code: lines are the sentences (c1 has no blank line, so its paragraphs are lines too)
-    assert kept["c2"] == "import os\nimport sys\n\n\n"
-    assert [(x["level"], x["text"]) for x in by_doc["c2"]] == [
-        ("sentence", "def shared_helper(value):\n"), ("sentence", "    return value + 1\n")]
+    # code is kept whole (the span policy's default): c2 shares a function with c1 and keeps it
+    assert kept["c1"] == DOCS[8]["text"] and kept["c2"] == DOCS[9]["text"]
+    assert "c1" not in by_doc and "c2" not in by_doc
 
 
 def test_too_short_after_span_dedup(result):
