@@ -18,11 +18,12 @@ CORPORA ?= ../shared/corpora
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: help venv run test bench bench-exact bench-code
+.PHONY: help venv run test fuzz bench bench-exact bench-code
 
 help:
 	@echo "make run     - install (first time) and run the whole pipeline on $(SAMPLE) into $(OUT)/"
 	@echo "make test    - install (first time) and run the test suite"
+	@echo "make fuzz    - the generated bad-input suite, longer (FUZZ_SCALE=25), figures in bench/results/fuzz.json"
 	@echo "make <stage> IN=... OUT=...  - run one stage (exact-dedup, train-tokenizer, tokenize;"
 	@echo "                               tokenize also needs ARGS='--tokenizer path/tokenizer.model')"
 	@echo "make bench   - benchmarks on $(CORPORA), figures into bench/results/"
@@ -38,7 +39,14 @@ run: venv
 	$(PY) -m pipeline run --config $(CONFIG) --input $(SAMPLE) --output $(OUT)/pipeline $(ARGS)
 
 test: venv
-	$(PY) -m pytest -q tests $(ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider tests $(ARGS)
+
+# The fuzz suite with FUZZ_SCALE x the examples of `make test` (minutes); the figures go to
+# bench/results/fuzz.json: how many cases ran, and what every generated record became.
+FUZZ_SCALE ?= 25
+fuzz: venv
+	FUZZ_SCALE=$(FUZZ_SCALE) FUZZ_REPORT=bench/results/fuzz.json $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz.py $(ARGS)
+	@cat bench/results/fuzz.json
 
 # One make target per stage: make exact-dedup IN=path OUT=path [ARGS="--overwrite"]
 STAGES := exact-dedup train-tokenizer tokenize

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -49,7 +50,14 @@ def save_model_dir(out: str | os.PathLike, cfg: ModelConfig, state_dict: dict) -
 
 
 def rng_state() -> dict:
-    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """The RNG states as tensors and plain numbers only, so that rng.pt loads with
+    torch.load(weights_only=True): a checkpoint is data, never code to run."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, py_state, py_gauss = random.getstate()
+    st = {"torch": torch.get_rng_state(),
+          "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                    "has_gauss": int(has_gauss), "gauss": float(gauss)},
+          "python": {"version": version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": py_gauss}}
     if torch.cuda.is_available():
         st["cuda"] = torch.cuda.get_rng_state_all()
     return st
@@ -57,8 +65,10 @@ def rng_state() -> dict:
 
 def set_rng_state(st: dict) -> None:
     torch.set_rng_state(st["torch"])
-    np.random.set_state(st["numpy"])
-    random.setstate(st["python"])
+    n = st["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = st["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
     if "cuda" in st and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(st["cuda"])
 
@@ -97,10 +107,22 @@ def latest_checkpoint(ckpt_root: Path) -> Path | None:
 def load_training_checkpoint(path: Path) -> dict:
     return {
         "model": load_file(str(path / WEIGHTS)),
-        "optimizer": torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False),
-        "rng": torch.load(path / "rng.pt", map_location="cpu", weights_only=False),
+        "optimizer": load_data_only(path / "optimizer.pt"),
+        "rng": load_data_only(path / "rng.pt"),
         "state": json.loads((path / "trainer_state.json").read_text()),
     }
+
+
+def load_data_only(path: Path):
+    """torch.load that unpickles tensors and plain containers only (weights_only=True): a crafted
+    file in a shared checkpoint directory cannot run code on resume; it is refused, naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"refusing to load {path}: it holds more than tensors and plain values ({first}); "
+                        "a checkpoint is data only (older checkpoints that pickled numpy RNG state "
+                        "must be resumed with the version that wrote them)") from None
 
 
 def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:

@@ -165,7 +165,10 @@ def apply_override(raw: dict, item: str) -> None:
         node = node.setdefault(k, {})
         if not isinstance(node, dict):
             raise UserError(f"--set {item}: '{k}' is not a section")
-    node[keys[-1]] = yaml.safe_load(value)
+    try:
+        node[keys[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise UserError(f"--set {item}: the value is not valid YAML ({str(exc).splitlines()[0]})") from None
 
 
 def config_hash(obj: Any) -> str:

@@ -20,6 +20,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pyarrow as pa
 
 from pipeline import schema as S
@@ -45,6 +46,10 @@ class InputSet:
     spec: str
     root: str
     files: tuple
+    # (rel, why) of the files found under the input that are not read: hidden or Spark-style names
+    # (a path part starting with "." or "_": _SUCCESS, .crc, a stage's .incomplete work) and files
+    # that are not JSONL or parquet. Logged and written to the manifest: nothing is skipped unseen.
+    skipped: tuple = ()
 
     @property
     def total_bytes(self) -> int:
@@ -64,6 +69,10 @@ def _fmt_of(name: str) -> str | None:
     return None
 
 
+HIDDEN = "hidden name (a path part starts with '.' or '_')"
+NOT_A_DATA_FILE = "not a JSONL, JSONL.gz or parquet file"
+
+
 def _is_hidden(rel: str) -> bool:
     return any(part.startswith((".", "_")) for part in Path(rel).parts)
 
@@ -75,10 +84,16 @@ def resolve_input(spec: str) -> InputSet:
     p = Path(os.path.abspath(spec))  # absolute, but symlinks left as they are
     if p.is_dir() and (p / "_manifest.json").is_file() and (p / "kept").is_dir():
         p = p / "kept"  # a stage's output directory: read what it kept
+    skipped = []
     if p.is_dir():
         root = p
-        candidates = [f for f in p.rglob("*") if f.is_file()]
-        candidates = [f for f in candidates if not _is_hidden(str(f.relative_to(root)))]
+        candidates = []
+        for f in sorted(f for f in p.rglob("*") if f.is_file()):
+            rel = f.relative_to(root).as_posix()
+            if _is_hidden(rel):
+                skipped.append((rel, HIDDEN))
+            else:
+                candidates.append(f)
     elif p.is_file():
         root = p.parent
         candidates = [p]
@@ -91,22 +106,24 @@ def resolve_input(spec: str) -> InputSet:
     else:
         raise UserError(f"input not found: {spec}")
     files = []
-    skipped = []
     for f in sorted(candidates, key=lambda c: c.relative_to(root).as_posix()):
         fmt = _fmt_of(f.name)
         if fmt is None:
-            skipped.append(f.name)
+            skipped.append((f.relative_to(root).as_posix(), NOT_A_DATA_FILE))
             continue
         st = f.stat()
         rel = f.relative_to(root).as_posix()
         files.append(InputFile(len(files), str(f), rel, fmt, st.st_size, st.st_mtime_ns))
+    skipped.sort()
     if not files:
-        extra = f" (ignored: {', '.join(sorted(skipped)[:5])})" if skipped else ""
+        extra = f" (not read: {', '.join(r for r, _ in skipped[:5])})" if skipped else ""
         raise UserError(f"no JSONL, JSONL.gz or parquet files in input {spec}{extra}")
-    if skipped:
-        print(f"note: ignoring {len(skipped)} file(s) that are not JSONL/parquet in {spec}: "
-              f"{', '.join(sorted(skipped)[:5])}", flush=True)
-    return InputSet(spec=spec, root=str(root), files=tuple(files))
+    for why in (HIDDEN, NOT_A_DATA_FILE):
+        names = [r for r, w in skipped if w == why]
+        if names:
+            print(f"note: not reading {len(names)} file(s) in {spec}, {why}: {', '.join(names[:5])}"
+                  + (", ..." if len(names) > 5 else "") + " (listed in the manifest)", flush=True)
+    return InputSet(spec=spec, root=str(root), files=tuple(files), skipped=tuple(skipped))
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,6 +145,7 @@ QUARANTINE_FROM_READ = {"file": "_file", "record": "_record", "reason": "_q_reas
                         "raw": "_q_raw", "raw_truncated": "_q_truncated", "n_bytes": "_q_bytes", "n_chars": "_q_chars"}
 
 _BASE_FIELDS = ("id", "text", "source", "lang", "url")
+_META_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _as_opt_str(value):
@@ -137,29 +155,28 @@ def _as_opt_str(value):
 
 
 class _Columns:
-    """Rows of READ_BASE_SCHEMA gathered per column. Documents fill the document columns (the
-    hot path: nine appends a record); a refused record also sets the quarantine fields."""
+    """Rows of READ_BASE_SCHEMA, gathered as tuples of the document columns (the hot path: one
+    append a record) and turned into columns at flush; a refused record also sets the quarantine
+    fields."""
     _DOC = ("id", "text", "source", "lang", "url", "meta", "doc_pos", "_file", "_record")
 
     def __init__(self):
-        self.cols = {f.name: [] for f in READ_BASE_SCHEMA}
-        self.doc_cols = [self.cols[n] for n in self._DOC]
+        self.rows: list = []
         self.refused: list = []  # (row, {quarantine field: value})
 
     def __len__(self):
-        return len(self.cols["_record"])
+        return len(self.rows)
 
     def add_doc(self, *values):
-        for col, v in zip(self.doc_cols, values):
-            col.append(v)
+        self.rows.append(values)
 
     def add(self, **values):
-        row = len(self)
-        self.add_doc(*(values.get(n) for n in self._DOC))
-        self.refused.append((row, {k: v for k, v in values.items() if k.startswith("_q_")}))
+        self.refused.append((len(self.rows), {k: v for k, v in values.items() if k.startswith("_q_")}))
+        self.rows.append(tuple(values.get(n) for n in self._DOC))
 
     def flush(self) -> pa.RecordBatch:
-        n = len(self)
+        n = len(self.rows)
+        doc_cols = dict(zip(self._DOC, zip(*self.rows)))
         arrays = []
         for f in READ_BASE_SCHEMA:
             if f.name.startswith("_q_"):
@@ -168,9 +185,8 @@ class _Columns:
                     values[row] = q.get(f.name)
                 arrays.append(pa.array(values, f.type) if self.refused else pa.nulls(n, f.type))
             else:
-                arrays.append(pa.array(self.cols[f.name], f.type))
-        for col in self.cols.values():
-            col.clear()
+                arrays.append(pa.array(doc_cols[f.name], f.type))
+        self.rows.clear()
         self.refused.clear()
         return pa.RecordBatch.from_arrays(arrays, schema=READ_BASE_SCHEMA)
 
@@ -189,7 +205,7 @@ def parse_jsonl_file(path: str, rel: str, file_index: int, settings: dict):
     out = _Columns()
 
     def quarantine(line_no, reason, error, raw, truncated=False, n_bytes=None, n_chars=0, rid=None):
-        out.add(id=rid, _q_reason=reason, _q_error=error, _q_raw=bytes(raw[:preview]) if truncated else bytes(raw),
+        out.add(id=_printable(rid), _q_reason=reason, _q_error=_printable(error), _q_raw=bytes(raw[:preview]) if truncated else bytes(raw),
                 _q_truncated=truncated, _q_bytes=n_bytes if n_bytes is not None else len(raw),
                 _q_chars=n_chars, _file=rel, _record=line_no)
 
@@ -225,18 +241,59 @@ def parse_jsonl_file(path: str, rel: str, file_index: int, settings: dict):
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
+def _printable(value):
+    """A string that can be written as UTF-8: lone surrogates (from \\udc00-style escapes in a
+    refused record's id, say) become backslash escapes, so one bad record cannot fail its batch."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# orjson parses most lines several times faster than the standard library and agrees with it
+# wherever it succeeds, except that it turns integers beyond 64 bits into floats. So a record whose
+# fields hold a float, list or object (where such a number may hide) is parsed again by the
+# standard library, and so is every line orjson refuses (invalid UTF-8, lone surrogate escapes,
+# NaN, 1e400, nesting deeper than 1024, invalid JSON): its path decides how a bad line is refused.
+_MAYBE_ROUNDED = (float, list, dict)
+
+
+def _fast_load(body: bytes):
+    """The record orjson reads, or None where the standard library must read the line."""
+    try:
+        rec = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(rec) is dict:
+        for v in rec.values():
+            if type(v) in _MAYBE_ROUNDED:
+                return None
+    return rec
+
+
 def _parse_line(raw, line_no, rel, file_index, source_default, max_text, preview, out, quarantine):
     body = raw.rstrip(b"\r\n")
     if not body.strip():
         return  # blank lines separate nothing and hold no record
-    try:
-        line = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return quarantine(line_no, S.INVALID_UTF8, str(exc), body)
-    try:
-        rec = json.loads(line)
-    except ValueError as exc:
-        return quarantine(line_no, S.INVALID_JSON, str(exc), body)
+    rec = _fast_load(body)
+    fast = rec is not None  # then flat values only, valid UTF-8, no lone surrogate (orjson refuses both)
+    escapes = False
+    if not fast:
+        try:
+            line = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return quarantine(line_no, S.INVALID_UTF8, str(exc), body)
+        try:
+            rec = json.loads(line)
+        except ValueError as exc:
+            return quarantine(line_no, S.INVALID_JSON, str(exc), body)
+        except RecursionError:  # [[[[... or {"a": {"a": ... nested deeper than Python's stack
+            return quarantine(line_no, S.INVALID_JSON, "JSON nested too deeply to parse", body)
+        # Valid UTF-8 decodes to no lone surrogate: only a \ud800-style escape makes one.
+        escapes = _SURROGATE_ESCAPE.search(body) is not None
     if not isinstance(rec, dict):
         return quarantine(line_no, S.NOT_AN_OBJECT, f"a JSON {type(rec).__name__}, not an object", body)
     rid = _as_opt_str(rec.get("id"))
@@ -245,10 +302,8 @@ def _parse_line(raw, line_no, rel, file_index, source_default, max_text, preview
         return quarantine(line_no, S.MISSING_TEXT, "no 'text' field", body, rid=rid)
     if not isinstance(text, str):
         return quarantine(line_no, S.TEXT_NOT_STRING, f"'text' is a {type(text).__name__}", body, rid=rid)
-    # Valid UTF-8 bytes decode to no lone surrogate: only a \ud800-style escape can make one, so
-    # strings are checked (encoded) only when the line has such an escape. A JSON line is never
+    # Strings are checked (encoded) only when the line has a surrogate escape. A JSON line is never
     # shorter than its text's UTF-8, so the exact size is needed only for a long line.
-    escapes = _SURROGATE_ESCAPE.search(body) is not None
     if escapes or len(body) > max_text:
         try:
             n_bytes = len(text.encode("utf-8"))
@@ -257,12 +312,16 @@ def _parse_line(raw, line_no, rel, file_index, source_default, max_text, preview
         if n_bytes > max_text:
             return quarantine(line_no, S.TEXT_TOO_LARGE, f"text of {n_bytes} bytes exceeds {max_text}",
                               body, truncated=len(body) > preview, n_bytes=len(body), n_chars=len(text), rid=rid)
-    if not text.strip():
+    if not text or text.isspace():
         return quarantine(line_no, S.EMPTY_TEXT, "text is empty or whitespace only", body, rid=rid)
     extra = {k: v for k, v in rec.items() if k not in _BASE_FIELDS} if len(rec) > 1 else None
-    meta = json.dumps(extra, ensure_ascii=False) if extra else None
-    source = _as_opt_str(rec.get("source")) or source_default
-    lang, url = _as_opt_str(rec.get("lang")), _as_opt_str(rec.get("url"))
+    # meta: compact JSON, by orjson for the records it read (flat values: the same text as the
+    # standard library's compact form), by the standard library for the rest.
+    meta = (orjson.dumps(extra).decode() if fast else _META_JSON(extra)) if extra else None
+    source, lang, url = rec.get("source"), rec.get("lang"), rec.get("url")
+    if not (type(source) is str and type(lang) is str and url is None):
+        source, lang, url = _as_opt_str(source), _as_opt_str(lang), _as_opt_str(url)
+    source = source or source_default
     if escapes:
         try:
             for v in (meta, rid, source, lang, url):
@@ -410,12 +469,47 @@ def _text_reasons(batch: pa.RecordBatch, max_text: int) -> pa.Array:
     if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
         return pc.if_else(text.is_null(), S.MISSING_TEXT, S.TEXT_NOT_STRING)
     bad_utf8 = _invalid_utf8(text)
-    text = pc.if_else(bad_utf8, pa.scalar(None, text.type), text)
+    if pc.any(bad_utf8).as_py():  # rare: the valid rows rebuilt, so no kernel meets the bad bytes
+        raw = text.cast(pa.binary()) if pa.types.is_string(text.type) else text.cast(pa.large_binary())
+        text = pa.array([None if b else v for v, b in zip(raw.to_pylist(), bad_utf8.to_pylist())],
+                        raw.type).cast(text.type)
     conditions = [bad_utf8, text.is_null(), pc.greater(pc.binary_length(text), max_text),
                   pc.or_(pc.equal(pc.utf8_length(text), 0), pc.utf8_is_space(text))]
     return pc.case_when(pc.make_struct(*[pc.fill_null(c, False) for c in conditions],
                                        field_names=["u", "n", "l", "e"]),
                         S.INVALID_UTF8, S.MISSING_TEXT, S.TEXT_TOO_LARGE, S.EMPTY_TEXT)
+
+
+def _is_string(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _decoded(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Dictionary-encoded columns (pandas categoricals, some writers) as their plain values, and a
+    binary `text` column as UTF-8 text (checked like any string: invalid rows are refused)."""
+    cols, changed = [], False
+    for f, col in zip(batch.schema, batch.columns):
+        if pa.types.is_dictionary(f.type):
+            col, changed = col.dictionary_decode(), True
+        if f.name == "text" and (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
+            col, changed = col.view(pa.string() if pa.types.is_binary(col.type) else pa.large_string()), True
+        cols.append(col)
+    return pa.RecordBatch.from_arrays(cols, names=batch.schema.names) if changed else batch
+
+
+def _field_reasons(batch: pa.RecordBatch) -> pa.Array:
+    """Per row: invalid_utf8 where a string column other than `text` holds invalid UTF-8 (it would
+    be written to kept/ as is), else null."""
+    import pyarrow.compute as pc
+
+    bad = None
+    for f, col in zip(batch.schema, batch.columns):
+        if f.name != "text" and _is_string(f.type):
+            b = _invalid_utf8(col)
+            bad = b if bad is None else pc.or_(bad, b)
+    if bad is None or not pc.any(bad).as_py():
+        return pa.nulls(batch.num_rows, pa.string())
+    return pc.if_else(bad, S.INVALID_UTF8, pa.scalar(None, pa.string()))
 
 
 def _as_string_column(col: pa.Array) -> pa.Array:
@@ -451,10 +545,11 @@ def _parquet_batch(batch: pa.RecordBatch, unit: ReadUnit, first_row: int, plan: 
     import numpy as np
     import pyarrow.compute as pc
 
+    batch = _decoded(batch)
     n, names = batch.num_rows, set(batch.schema.names)
     preview = plan.settings["quarantine_preview_bytes"]
     rows = pa.array(np.arange(first_row, first_row + n, dtype=np.int64))
-    reasons = _text_reasons(batch, plan.settings["max_text_bytes"])
+    reasons = pc.coalesce(_text_reasons(batch, plan.settings["max_text_bytes"]), _field_reasons(batch))
     ok = reasons.is_null()
 
     def opt_str(name):
@@ -535,10 +630,10 @@ def split_read_batch(batch: pa.RecordBatch, plan: ReadPlan) -> tuple:
     """A read batch -> (documents: the plan's document columns, quarantine: QUARANTINE_SCHEMA)."""
     import pyarrow.compute as pc
 
+    if batch.column("_q_reason").null_count == batch.num_rows:  # the common case: nothing refused
+        return batch.select(plan.doc_columns), None
     refused = batch.column("_q_reason").is_valid()
     docs = batch.filter(pc.invert(refused)).select(plan.doc_columns)
-    if not pc.any(refused).as_py():
-        return docs, None
     q = batch.filter(refused)
     quarantine = pa.RecordBatch.from_arrays([q.column(c) for c in QUARANTINE_FROM_READ.values()],
                                             schema=S.QUARANTINE_SCHEMA)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from pipeline.config import Profile
+from pipeline.errors import UserError
 from pipeline.stage import run_stage, stage_config
 
 
@@ -16,7 +17,10 @@ def run_pipeline(profile: Profile, stages: list, input_spec: str, output: str, *
     from pipeline.spark import get_spark
 
     out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output {out}: {exc.strerror}") from None
     spark = get_spark(profile.spark, master)
     stage_dirs: dict[str, Path] = {}
     current = input_spec

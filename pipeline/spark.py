@@ -6,15 +6,19 @@ Under spark-submit the master and driver memory come from spark-submit and are l
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 from pipeline.config import SparkSettings
+from pipeline.errors import UserError
 from pipeline.registry import stage_packages
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+MASTER_URL = re.compile(r"local(\[(\*|\d+)(,\s*\d+)?\])?|local-cluster\[\d+,\s*\d+,\s*\d+\]|"
+                        r"spark://[^\s/]+(:\d+)?(,[^\s/]+(:\d+)?)*/?|yarn|k8s://\S+")
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295"
 
 
@@ -56,8 +60,12 @@ def get_spark(settings: SparkSettings | None = None, master: str | None = None):
 
     builder = SparkSession.builder.appName(settings.app_name)
     submitted = under_spark_submit()
+    chosen = None
     if not submitted:
         chosen = master or os.environ.get("SPARK_MASTER") or settings.master
+        if not MASTER_URL.fullmatch(chosen):  # else the JVM prints a stack trace before we can speak
+            raise UserError(f"invalid Spark master {chosen!r}: use local, local[N], local[*], spark://HOST:PORT, "
+                            "yarn or k8s://URL")
         builder = builder.master(chosen)
         memory = _auto_driver_memory() if settings.driver_memory == "auto" else settings.driver_memory
         builder = builder.config("spark.driver.memory", memory)
@@ -86,7 +94,13 @@ def get_spark(settings: SparkSettings | None = None, master: str | None = None):
     conf.update({k: str(v) for k, v in settings.conf.items()})
     for k, v in conf.items():
         builder = builder.config(k, v)
-    spark = builder.getOrCreate()
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # noqa: BLE001 - a bad master URL or conf value, a JVM that cannot start
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        why = next((ln for ln in lines if "Exception" in ln or "Error" in ln), lines[0] if lines else type(exc).__name__)
+        raise UserError(f"cannot start Spark (master {chosen if not submitted else 'from spark-submit'!r}): "
+                        f"{why[:300]}") from None
     spark.sparkContext.setLogLevel(settings.log_level)
     if not spark.sparkContext.master.startswith("local"):
         spark.sparkContext.addPyFile(_package_zip())

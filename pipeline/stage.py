@@ -31,7 +31,6 @@ The runner does everything else, as a sequence of named steps:
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
 import time
@@ -39,15 +38,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pyarrow as pa
+
 from pipeline import __version__
 from pipeline.config import Profile, as_dict, build, config_hash
-from pipeline.errors import BadInputFiles, UserError
+from pipeline.outdir import MANIFEST, check_output_path, claim_output, output_lock, publish
 from pipeline.readers import (InputSet, bad_file_records, enforce_bad_files, plan_read, read_plan_documents,
                               resolve_input, unreadable_files)
 from pipeline.schema import QUARANTINE_SCHEMA
-from pipeline.taskfiles import ensure_schema_file
+from pipeline.taskfiles import PartWriter, ensure_schema_file
 
-MANIFEST = "_manifest.json"
 
 
 @dataclass
@@ -143,6 +143,9 @@ class StageContext:
         return n if n > 0 else max(1, -(-self.inputs.total_bytes // (256 << 20)))
 
 
+MAX_LISTED_SKIPPED = 1000  # the manifest lists this many files not read (and counts them all)
+
+
 def versions() -> dict:
     import numpy
     import pyarrow
@@ -165,34 +168,8 @@ def _fingerprint(stage: Stage, cfg, profile: Profile, inputs: InputSet) -> dict:
             "config_hash": config_hash([stage.name, __version__, config, stage.fingerprint_extra(cfg)])}
 
 
-def read_manifest(out: Path) -> dict | None:
-    try:
-        return json.loads((Path(out) / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 # ------------------------------------------------------------------------------------------
 # The steps
-
-
-def claim_output(stage: Stage, out: Path, fingerprint: dict, *, overwrite: bool, replace_stale: bool):
-    """(manifest of a complete matching output, None) or (None, a fresh hidden work directory)."""
-    if out.exists():
-        previous = read_manifest(out)
-        if previous and previous.get("fingerprint") == fingerprint and not overwrite:
-            print(f"[{stage.name}] {out} is already complete for this input and config: nothing to do", flush=True)
-            return previous, None
-        if not (overwrite or replace_stale):
-            raise UserError(f"output {out} already exists (from another input or config); "
-                            "pass --overwrite to replace it or choose another --output")
-    work = out.parent / f".{out.name}.incomplete"
-    if work.exists():
-        print(f"[{stage.name}] removing the incomplete output of an interrupted run: {work}", flush=True)
-        shutil.rmtree(work)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work.mkdir()
-    return None, work
 
 
 def plan_and_run(stage: Stage, ctx: StageContext):
@@ -228,8 +205,29 @@ def plan_and_run(stage: Stage, ctx: StageContext):
 
 
 def _write(df, path: Path, n_files: int, order: list[str]) -> None:
-    """Deterministic parquet: hash-partition on the first order column, sort inside each file."""
-    df.repartition(n_files, order[0]).sortWithinPartitions(*order).write.mode("error").parquet(str(path))
+    """Deterministic parquet: hash-partition on the first order column, sort inside each file, and
+    write each partition with pyarrow as part-NNNNN.parquet (the name is the partition number).
+    Not Spark's writer: its files carry a random name and list each column's encodings in an
+    order that changes from run to run, so equal rows would not give equal bytes."""
+    from pyspark import TaskContext
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    schema = to_arrow_schema(df.schema)
+    directory = str(path)
+
+    def write(batches):
+        ctx = TaskContext.get()
+        w = PartWriter(directory, ctx.partitionId(), ctx.taskAttemptId(), schema)
+        rows = 0
+        for b in batches:
+            w.write(b.cast(schema) if not b.schema.equals(schema) else b)
+            rows += b.num_rows
+        w.close()
+        yield pa.RecordBatch.from_pydict({"rows": [rows]})
+
+    sorted_df = df.repartition(n_files, order[0]).sortWithinPartitions(*order)
+    sorted_df.mapInArrow(write, "rows long").collect()
+    ensure_schema_file(path, schema)
 
 
 def write_outputs(stage: Stage, ctx: StageContext, result: StageOutput) -> list[str]:
@@ -375,18 +373,6 @@ def cut_by_lang(counts: dict, doc_outputs: list, span_outputs: tuple) -> dict:
     return dict(sorted(out.items()))
 
 
-def _publish(work: Path, out: Path) -> None:
-    """Swap the finished directory into place with renames (atomic on one filesystem)."""
-    old = out.parent / f".{out.name}.old"
-    if old.exists():
-        shutil.rmtree(old)
-    if out.exists():
-        os.rename(out, old)
-    os.rename(work, out)
-    if old.exists():
-        shutil.rmtree(old)
-
-
 def run_stage(stage: Stage, profile: Profile, input_spec: str, output: str, *, spark=None,
               master: str | None = None, overwrite: bool = False, replace_stale: bool = False,
               cfg=None) -> dict:
@@ -395,40 +381,50 @@ def run_stage(stage: Stage, profile: Profile, input_spec: str, output: str, *, s
     overwrite: re-run and replace whatever is there. replace_stale: replace an output made from
     another input or config (a pipeline run owns its directories), but skip a matching one.
     """
-    from pipeline.spark import get_spark, shuffle_since, stage_metrics
-
     t_start = time.time()
     out = Path(output).resolve()
     cfg = cfg if cfg is not None else stage_config(stage, profile)
     stage.check(cfg)
     inputs = resolve_input(input_spec)
-    if out == Path(inputs.root) or Path(inputs.root).is_relative_to(out):
-        raise UserError(f"output {output} would contain the input; choose another output directory")
+    check_output_path(out, inputs)
     fingerprint = _fingerprint(stage, cfg, profile, inputs)
-    previous, work = claim_output(stage, out, fingerprint, overwrite=overwrite, replace_stale=replace_stale)
-    if previous is not None:
-        return previous
+    with output_lock(out):
+        previous, work = claim_output(stage.name, out, fingerprint, overwrite=overwrite, replace_stale=replace_stale)
+        if previous is not None:
+            return previous
+        try:  # a run that fails leaves nothing behind (a killed one leaves `work`: the next run removes it)
+            manifest = _run_into(work, out, stage, cfg, profile, inputs, spark, master, fingerprint, t_start)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        publish(work, out)
+    return manifest
+
+
+def _run_into(work: Path, out: Path, stage: Stage, cfg, profile: Profile, inputs: InputSet, spark, master, fingerprint: dict,
+              t_start: float) -> dict:
+    """The steps inside a claimed work directory; returns the manifest it wrote there."""
+    from pipeline.spark import get_spark, shuffle_since, stage_metrics
+
     t_spark = time.time()
     spark = spark or get_spark(profile.spark, master)
     ctx = StageContext(spark=spark, stage=stage.name, config=cfg, profile=profile, inputs=inputs, work_dir=work)
     ctx.timings["spark_session"] = round(time.time() - t_spark, 3)
-    ctx.log(f"input {input_spec}: {len(inputs.files)} file(s), {inputs.total_bytes / 1e6:.1f} MB")
+    ctx.log(f"input {inputs.spec}: {len(inputs.files)} file(s), {inputs.total_bytes / 1e6:.1f} MB")
     before = stage_metrics(spark)
-    try:
-        plan, result = plan_and_run(stage, ctx)
-        doc_outputs = write_outputs(stage, ctx, result)
-        counts = count_and_reconcile(stage, ctx, result, doc_outputs)
-    except BadInputFiles:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+    plan, result = plan_and_run(stage, ctx)
+    doc_outputs = write_outputs(stage, ctx, result)
+    counts = count_and_reconcile(stage, ctx, result, doc_outputs)
     ctx.timings["total"] = round(time.time() - t_start, 3)
     manifest = {
         "stage": stage.name,
         "feeds_next_stage": stage.feeds_next_stage,
         "reconciles": stage.reconciles,
         "status": "complete",
-        "input": {"spec": input_spec, "root": inputs.root, "files": len(inputs.files), "bytes": inputs.total_bytes,
-                  "read_units": len(plan.units)},
+        "input": {"spec": inputs.spec, "root": inputs.root, "files": len(inputs.files), "bytes": inputs.total_bytes,
+                  "read_units": len(plan.units), "skipped_files": {
+                      "count": len(inputs.skipped),
+                      "files": [{"file": f, "why": w} for f, w in inputs.skipped[:MAX_LISTED_SKIPPED]]}},
         "output": str(out),
         "counts": counts,
         "span_outputs": list(result.span_outputs),
@@ -445,9 +441,8 @@ def run_stage(stage: Stage, profile: Profile, input_spec: str, output: str, *, s
     }
     (work / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n",
                                  encoding="utf-8")
-    _publish(work, out)
     kept = counts.get("kept", {}).get("docs", "-")
     ctx.log(f"done in {ctx.timings['total']:.1f}s: {counts['input']['docs']:,} in, {kept} kept, "
             f"{counts.get('removed', {}).get('docs', 0):,} removed, {counts['quarantined']['docs']:,} "
-            f"quarantined; {manifest['shuffle']['shuffle_write_bytes'] / 1e6:.1f} MB shuffled -> {output}")
+            f"quarantined; {manifest['shuffle']['shuffle_write_bytes'] / 1e6:.1f} MB shuffled -> {manifest['output']}")
     return manifest
