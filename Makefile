@@ -23,7 +23,7 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 help:
 	@echo "make run     - install (first time) and run the whole pipeline on $(SAMPLE) into $(OUT)/"
 	@echo "make test    - install (first time) and run the test suite"
-	@echo "make fuzz    - the generated bad-input suite, longer (FUZZ_SCALE=25), figures in bench/results/fuzz.json"
+	@echo "make fuzz    - the generated bad-input suite, longer (FUZZ_SCALE=10), figures in bench/results/fuzz.json"
 	@echo "make <stage> IN=... OUT=...  - run one stage (exact-dedup, train-tokenizer, tokenize;"
 	@echo "                               tokenize also needs ARGS='--tokenizer path/tokenizer.model')"
 	@echo "make bench   - benchmarks on $(CORPORA), figures into bench/results/"
@@ -43,7 +43,7 @@ test: venv
 
 # The fuzz suite with FUZZ_SCALE x the examples of `make test` (minutes); the figures go to
 # bench/results/fuzz.json: how many cases ran, and what every generated record became.
-FUZZ_SCALE ?= 25
+FUZZ_SCALE ?= 10
 fuzz: venv
 	FUZZ_SCALE=$(FUZZ_SCALE) FUZZ_REPORT=bench/results/fuzz.json $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz.py $(ARGS)
 	@cat bench/results/fuzz.json

@@ -50,7 +50,10 @@ def output_lock(out: Path):
     _writable_parent(out)
     lock = out.parent / f".{out.name}.lock"
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a read-only or immutable parent, even for root
+            raise UserError(f"cannot write output {out}: {exc.strerror} in {out.parent}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

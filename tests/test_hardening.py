@@ -134,6 +134,21 @@ def test_user_mistakes_get_one_error_line_and_leave_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "in"]  # no .o.incomplete, no lock
 
 
+def test_unwritable_output_parent_is_one_error(tmp_path, spark):
+    """A parent the run may not write into (immutable: refused even to root, as these tests run)."""
+    write_jsonl(tmp_path / "in" / "a.jsonl", [GOOD])
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    if subprocess.run(["chattr", "+i", str(parent)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available on this filesystem")
+    try:
+        with pytest.raises(UserError, match="cannot write output"):
+            run_stage(EXACT, load_profile(None), str(tmp_path / "in"), str(parent / "out"), spark=spark)
+    finally:
+        subprocess.run(["chattr", "-i", str(parent)], check=True)
+    assert list(parent.iterdir()) == []
+
+
 # 7. A checkpoint cannot run code on resume.
 class _Exploit:
     def __reduce__(self):
