@@ -36,7 +36,7 @@ from pipeline.segment import normalize
 from pipeline.spanpolicy import HEADER, PARAGRAPH, SENTENCE, SpanPolicy, candidate_spans
 from pipeline.spans import CUT_SCHEMA, REMOVED_SPAN_SCHEMA, choose_outermost, cut_documents, cuts_table
 from pipeline.stage import Stage, StageOutput
-from pipeline.twopass import Decision, decide, match_firsts, run_pass1, run_pass2, side_files
+from pipeline.twopass import Decision, decide, match_firsts, pass1_counts, pass1_tasks, run_pass2, side_files
 
 LEVELS = (PARAGRAPH, SENTENCE, HEADER)  # stored as int8 codes in the side files
 LEVEL_CODE = {level: code for code, level in enumerate(LEVELS)}
@@ -199,18 +199,19 @@ class ExactDedupStage(Stage):
     def run_units(self, ctx, plan) -> StageOutput:
         cfg = ctx.config
         side = side_files(ctx)
-        with ctx.timed("pass1"):
-            counts = run_pass1(ctx, plan, fingerprint(vars(cfg), SpanPolicy(ctx.profile.spans)), side)
-            ctx.log(f"pass 1: keyed {counts['docs']:,} documents")
         steps = [Decision("span_firsts", lambda u: surviving_spans(side, u), tuple(SPAN_KEYS), tuple(SPAN_ORDER))]
         if cfg.document:
             steps.insert(0, Decision("doc_firsts", lambda u: side.read("docs", u), tuple(DOC_KEYS), tuple(DOC_ORDER)))
-        with ctx.timed("decide_and_pass2"):  # one Spark job: the decisions, then each unit read again
-            answers = decide(ctx, plan, side, steps, lambda u: side.read("docs", u, ["doc_pos", "id"]))
+        with ctx.timed("passes"):  # one Spark job: pass 1, the decisions, then each unit read again
+            first = pass1_tasks(ctx, plan, fingerprint(vars(cfg), SpanPolicy(ctx.profile.spans)), side, then=steps[0])
+            answers = decide(ctx, plan, side, steps, lambda u: side.read("docs", u, ["doc_pos", "id"]),
+                             first_pairs=first)
             doc_schema = plan.doc_schema
             run_pass2(ctx, plan, applier(side, cfg.min_doc_chars_after_span_dedup, doc_schema),
                       {"kept": doc_schema, "removed": removed_schema(doc_schema),
                        "removed_spans": REMOVED_SPAN_SCHEMA}, answers)
+            counts = pass1_counts(side, plan)
+        ctx.log(f"keyed and decided {counts['docs']:,} documents")
         side.remove()
         return StageOutput(written=("kept", "removed", "removed_spans"), span_outputs=("removed_spans",),
                            removal_order=(EXACT_DUPLICATE, "removed_spans", TOO_SHORT), input_counts=counts)

@@ -5,17 +5,20 @@ pipeline's reader, quarantine the refused records, and write the stage's small p
 records (its `fingerprint`: keys, hashes, offsets; later signatures or embeddings) to side files
 `_twopass/<name>/part-NNNNN.parquet`. No text leaves the task.
 
-Decide, over those records only: `global_firsts` applies pipeline.first's "first occurrence wins"
-rule to every key of the corpus. Each unit first reduces its records to one row per key (the
+Decide, over those records only (`decide`, a list of `Decision`s run in order): pipeline.first's
+"first occurrence wins" rule over every key of the corpus. Each unit first reduces its records to one row per key (the
 unit's first occurrence and a count: the rule is associative), those rows are exchanged by key,
 the rule is applied again per key, and every unit gets back, for its keys that occur more than
 once anywhere, the position of the corpus-wide first occurrence: one decision file per unit.
-`resolve_ids` fetches the ids of those first occurrences from the units that hold them (for
+The ids of those first occurrences are then fetched from the units that hold them (for
 `duplicate_of`). Every exchange moves Arrow blobs of keys and positions (pipeline.exchange).
 
 Pass 2, per read unit: read the unit again where it lies, apply its decisions (the stage's
 `applier`: drop documents, cut spans through pipeline.spans) and write kept/, removed/ and span
 outputs, one file per unit, in input order.
+
+A stage can run all three as one Spark job (exact-dedup does): pass1_tasks(then=the first
+decision) hands each unit's first combine straight to `decide`, whose answers feed `run_pass2`.
 
 The cost is reading the input twice (cheap next to fingerprinting) and shuffling about one
 small row per distinct key per unit; text is read, cut and written only inside the tasks.
@@ -117,40 +120,70 @@ def _documents(plan, unit: int, side: Side):
 
 def run_pass1(ctx, plan, make_fingerprint, side: Side) -> dict:
     """Read every unit, quarantine refused records, write fingerprint(docs) -> {name: table} to
-    side files (fingerprint = make_fingerprint(unit): it may keep state across a unit's batches) (and a parsed copy of JSONL units, see read.stage_jsonl_for_second_pass). Returns
-    the documents' {"docs", "chars"} (the runner's input counts)."""
+    side files (fingerprint = make_fingerprint(unit): it may keep state across a unit's batches)
+    (and a parsed copy of JSONL units, see read.stage_jsonl_for_second_pass). Returns the
+    documents' {"docs", "chars"} (the runner's input counts)."""
+    pass1_tasks(ctx, plan, make_fingerprint, side).count()
+    return pass1_counts(side, plan)
+
+
+def pass1_tasks(ctx, plan, make_fingerprint, side: Side, then: "Decision | None" = None):
+    """run_pass1 as a lazy RDD, one task per unit. With `then`, each task goes on to that
+    decision's per-unit combine and yields its exchange pairs: `decide(..., first_pairs=)` takes
+    them, and pass 1, the decisions and pass 2 run as one Spark job (no stage that only re-reads
+    what pass 1 just wrote)."""
     quarantine_dir = str(ctx.work_dir / "quarantine")
     stage_jsonl = ctx.profile.read.stage_jsonl_for_second_pass
+    n_parts = _shuffle_partitions(ctx.spark)
 
     def run(unit_numbers):
         attempt = _attempt()
-        n_docs = n_chars = 0
         for u in unit_numbers:
-            quarantine = PartWriter(quarantine_dir, u, attempt, QUARANTINE_SCHEMA)
-            staged = (_StagedWriter(side, u, attempt, plan.doc_schema)
-                      if stage_jsonl and plan.units[u].fmt == "jsonl" else None)
-            writers: dict = {}
-            fingerprint = make_fingerprint(u)
-            for raw in read_unit(plan.units[u], plan):
-                docs, refused = split_read_batch(raw, plan)
-                quarantine.write(refused)
-                if docs.num_rows == 0:
-                    continue
-                if staged is not None:
-                    staged.write(docs)
-                n_docs += docs.num_rows
-                n_chars += int(pc.sum(pc.utf8_length(docs.column("text"))).as_py() or 0)
-                for name, table in fingerprint(docs).items():
-                    if name not in writers:
-                        writers[name] = PartWriter(side.dir(name), u, attempt, table.schema)
-                    writers[name].write(table)
-            quarantine.close()
-            for w in [*writers.values(), *([staged] if staged else [])]:
-                w.close()
-        yield n_docs, n_chars
+            _pass1_unit(plan, u, attempt, make_fingerprint(u), side, quarantine_dir, stage_jsonl)
+            if then is not None:
+                yield from _combine(then, u, n_parts)
+        if then is None:
+            yield 0  # consume: a task that yields nothing keeps its Python worker busy longer
 
-    rows = units_rdd(ctx.spark, plan).mapPartitions(run).collect()
-    return {"docs": sum(r[0] for r in rows), "chars": sum(r[1] for r in rows)}
+    return units_rdd(ctx.spark, plan).mapPartitions(run)
+
+
+def _pass1_unit(plan, u: int, attempt: int, fingerprint, side: Side, quarantine_dir: str, stage_jsonl: bool) -> None:
+    quarantine = PartWriter(quarantine_dir, u, attempt, QUARANTINE_SCHEMA)
+    staged = (_StagedWriter(side, u, attempt, plan.doc_schema)
+              if stage_jsonl and plan.units[u].fmt == "jsonl" else None)
+    writers: dict = {}
+    n_docs = n_chars = 0
+    for raw in read_unit(plan.units[u], plan):
+        docs, refused = split_read_batch(raw, plan)
+        quarantine.write(refused)
+        if docs.num_rows == 0:
+            continue
+        if staged is not None:
+            staged.write(docs)
+        n_docs += docs.num_rows
+        n_chars += int(pc.sum(pc.utf8_length(docs.column("text"))).as_py() or 0)
+        for name, table in fingerprint(docs).items():
+            if name not in writers:
+                writers[name] = PartWriter(side.dir(name), u, attempt, table.schema)
+            writers[name].write(table)
+    quarantine.close()
+    for w in [*writers.values(), *([staged] if staged else [])]:
+        w.close()
+    write_part(side.dir(COUNTS), u, attempt, pa.table({"docs": [n_docs], "chars": [n_chars]}))
+
+
+COUNTS = "_counts"  # side files: each unit's documents and characters
+
+
+def pass1_counts(side: Side, plan) -> dict:
+    """The documents' {"docs", "chars"} over all units (from pass 1's count files)."""
+    total = {"docs": 0, "chars": 0}
+    for u in range(len(plan.units)):
+        t = side.read(COUNTS, u)
+        total["docs"] += t.column("docs")[0].as_py()
+        total["chars"] += t.column("chars")[0].as_py()
+    return total
 
 
 @dataclass(frozen=True)
@@ -214,15 +247,17 @@ def _id_requests(side: Side, decisions: list, unit: int):
     yield from split_by(refs, refs.column("first_unit").to_numpy())
 
 
-def decide(ctx, plan, side: Side, decisions: list, ids_of_unit):
+def decide(ctx, plan, side: Side, decisions: list, ids_of_unit, first_pairs=None):
     """Run the decisions in order, then look up the ids of every first occurrence they name
     (ids_of_unit(u) -> table (doc_pos, id) of the unit that holds it). Returns the RDD of id
     answers that run_pass2 consumes: one Spark job runs the decisions and pass 2 together, each
     unit's decision files written as its keys come back (the tasks that write a step's decisions
-    also combine the next step's keys, so no stage of Spark tasks only writes)."""
+    also combine the next step's keys, so no stage of Spark tasks only writes). first_pairs: the
+    first decision's combine pairs from pass1_tasks(then=decisions[0]) (else read from the side
+    files in a stage of their own)."""
     n_light, n_parts, n_units = light_tasks(ctx.spark), _shuffle_partitions(ctx.spark), len(plan.units)
     first = decisions[0]
-    pairs = units_rdd(ctx.spark, plan, n_light).mapPartitions(
+    pairs = first_pairs if first_pairs is not None else units_rdd(ctx.spark, plan, n_light).mapPartitions(
         lambda us: (p for u in us for p in _combine(first, u, n_parts)))
     for i, step in enumerate(decisions):
         nxt = decisions[i + 1] if i + 1 < len(decisions) else None
