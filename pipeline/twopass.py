@@ -87,7 +87,8 @@ class _StagedWriter:
         path = _staged_path(side, unit)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp, self._publish = task_output(path, attempt)
-        self.writer = pa.ipc.new_file(str(self.tmp), schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
+        self.sink = pa.BufferedOutputStream(pa.OSFile(str(self.tmp), "wb"), buffer_size=STAGED_BUFFER)
+        self.writer = pa.ipc.new_file(self.sink, schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
 
     def write(self, batch) -> None:
         if batch.num_rows:
@@ -95,7 +96,11 @@ class _StagedWriter:
 
     def close(self) -> None:
         self.writer.close()
+        self.sink.close()
         self._publish()
+
+
+STAGED_BUFFER = 8 << 20  # bytes: a unit's parsed copy goes to disk in few large writes
 
 
 def _staged_path(side: Side, unit: int) -> Path:
