@@ -49,13 +49,14 @@ def input_code(corpora: Path) -> dict:
 
 def decoded_texts(tok_out: Path, model: Path, ids: set) -> dict:
     """id -> the text decoded from tokenize's kept/ token ids (without the </s> it appends)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor(model_file=str(model))
     t = pq.read_table(tok_out / "kept", columns=["id", "input_ids"])
-    t = t.filter(pc.is_in(t.column("id"), value_set=__import__("pyarrow").array(sorted(ids))))
+    t = t.filter(pc.is_in(t.column("id"), value_set=pa.array(sorted(ids))))
     return {i: sp.decode(toks[:-1] if toks and toks[-1] == sp.eos_id() else toks)
             for i, toks in zip(t.column("id").to_pylist(), t.column("input_ids").to_pylist())}
 
@@ -79,7 +80,8 @@ def main() -> None:
     python = {i for i, (_, is_py) in code.items() if is_py}
     before = {i for i in python if parses(code[i][0])}
     kept_py = python & set(kept)
-    after = {i for i in kept_py & before if parses(kept[i])}
+    kept_parses = {i for i in kept_py if parses(kept[i])}  # each kept file parsed once
+    after = kept_parses & before
     decoded = decoded_texts(work / "tokenize", work / "train-tokenizer" / "tokenizer.model", kept_py & before)
     after_tokens = {i for i, text in decoded.items() if text == kept[i] and parses(text)}
     changed = sorted(i for i in set(code) & set(kept) if kept[i] != code[i][0])
@@ -94,7 +96,7 @@ def main() -> None:
         "python_kept_that_parsed_before": len(kept_py & before),
         "python_kept_parse_share_after_exact_dedup": round(len(after) / max(1, len(kept_py & before)), 4),
         "python_kept_parse_share_after_token_round_trip": round(len(after_tokens) / max(1, len(kept_py & before)), 4),
-        "python_kept_parse_share_of_all_kept": round(len({i for i in kept_py if parses(kept[i])}) / max(1, len(kept_py)), 4),
+        "python_kept_parse_share_of_all_kept": round(len(kept_parses) / max(1, len(kept_py)), 4),
         "code_docs_in": len(code),
         "code_docs_kept": len(set(code) & set(kept)),
         "code_docs_kept_with_text_changed": len(changed),

@@ -318,10 +318,8 @@ def _parse_line(raw, line_no, rel, file_index, source_default, max_text, preview
     # meta: compact JSON, by orjson for the records it read (flat values: the same text as the
     # standard library's compact form), by the standard library for the rest.
     meta = (orjson.dumps(extra).decode() if fast else _META_JSON(extra)) if extra else None
-    source, lang, url = rec.get("source"), rec.get("lang"), rec.get("url")
-    if not (type(source) is str and type(lang) is str and url is None):
-        source, lang, url = _as_opt_str(source), _as_opt_str(lang), _as_opt_str(url)
-    source = source or source_default
+    source = _as_opt_str(rec.get("source")) or source_default
+    lang, url = _as_opt_str(rec.get("lang")), _as_opt_str(rec.get("url"))
     if escapes:
         try:
             for v in (meta, rid, source, lang, url):
@@ -466,7 +464,7 @@ def _text_reasons(batch: pa.RecordBatch, max_text: int) -> pa.Array:
     if "text" not in batch.schema.names:
         return pa.repeat(S.MISSING_TEXT, n)
     text = batch.column("text")
-    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+    if not _is_string(text.type):
         return pc.if_else(text.is_null(), S.MISSING_TEXT, S.TEXT_NOT_STRING)
     bad_utf8 = _invalid_utf8(text)
     if pc.any(bad_utf8).as_py():  # rare: the valid rows rebuilt, so no kernel meets the bad bytes
@@ -530,7 +528,7 @@ def _row_previews(rows: pa.RecordBatch) -> list:
     """Each row as JSON bytes for the quarantine's `raw`; string columns are read as bytes, so a
     row with invalid UTF-8 keeps its original bytes."""
     as_bytes = pa.RecordBatch.from_arrays(
-        [c.cast(pa.binary()) if (pa.types.is_string(c.type) or pa.types.is_large_string(c.type)) else c
+        [c.cast(pa.binary()) if _is_string(c.type) else c
          for c in rows.columns], names=rows.schema.names)
     try:
         return [json.dumps(r, ensure_ascii=False, default=_bytes_as_text).encode("utf-8", "surrogateescape")
@@ -556,7 +554,7 @@ def _parquet_batch(batch: pa.RecordBatch, unit: ReadUnit, first_row: int, plan: 
         return _as_string_column(batch.column(name)) if name in names else pa.nulls(n, pa.string())
 
     text_type = batch.schema.field("text").type if "text" in names else None
-    text_is_string = text_type is not None and (pa.types.is_string(text_type) or pa.types.is_large_string(text_type))
+    text_is_string = text_type is not None and _is_string(text_type)
     rid = opt_str("id")
     if rid.null_count:  # a missing id is `file:row`
         rid = pc.coalesce(rid, pc.binary_join_element_wise(pa.scalar(f"{unit.rel}:"), rows.cast(pa.string()), ""))
