@@ -31,6 +31,11 @@ class SparkSettings:
     driver_memory: str = "auto"  # auto: 40% of this machine's RAM, for local mode
     shuffle_partitions: int = 0  # 0: 4 x cores
     log_level: str = "WARN"
+    # JVM flags for the driver (where we start it) and the executors. The JVM here only schedules
+    # tasks and moves small key records (text stays in the Python tasks), so C2's optimising
+    # compiler costs more CPU than it saves: ~6 CPU-s of a 30 s exact-dedup run on 2 cores. C1
+    # alone makes that stage ~13% faster; "" restores the JVM's default JIT.
+    java_options: str = "-XX:TieredStopAtLevel=1"
     conf: dict = field(default_factory=dict)  # any other spark.* settings
 
 

@@ -70,7 +70,8 @@ def get_spark(settings: SparkSettings | None = None, master: str | None = None):
         memory = _auto_driver_memory() if settings.driver_memory == "auto" else settings.driver_memory
         builder = builder.config("spark.driver.memory", memory)
         log4j = REPO_ROOT / "pipeline" / "log4j2.properties"
-        builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log4j}")
+        builder = builder.config("spark.driver.extraJavaOptions",
+                                 f"-Dlog4j2.configurationFile=file:{log4j} {settings.java_options}".strip())
     cores = os.cpu_count() or 2
     shuffle = settings.shuffle_partitions or 4 * cores
     pythonpath = os.pathsep.join(p for p in [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")] if p)
@@ -87,6 +88,7 @@ def get_spark(settings: SparkSettings | None = None, master: str | None = None):
         "spark.executorEnv.PYTHONPATH": pythonpath,
         "spark.executorEnv.PYTHONHASHSEED": "0",
         "spark.python.worker.reuse": "true",
+        "spark.executor.extraJavaOptions": settings.java_options,
         # every stage's shuffle figures stay in the status store until the stage's manifest has them
         "spark.ui.retainedStages": "10000",
         "spark.ui.retainedJobs": "10000",
