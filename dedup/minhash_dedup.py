@@ -134,22 +134,51 @@ def _frame(spark, side, name: str):
     return spark.read.parquet(str(d)) if d.is_dir() and any(d.glob("*.parquet")) else None
 
 
-def candidate_pairs(bands_df, max_bucket: int):
-    """(a, b), a < b: every bucket member linked to the bucket's first member and to the one before
-    it (chain only in buckets above max_bucket); plus the number of such giant buckets."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
+def bucket_pairs(band: np.ndarray, key: np.ndarray, pos: np.ndarray, max_bucket: int) -> tuple:
+    """(a, b, giant buckets) of band rows: in every bucket (equal band and key) each member is
+    linked to the bucket's first member (smallest doc_pos) and to the member before it; buckets
+    above max_bucket are linked as a chain only. Pairs may repeat (across bands)."""
+    order = np.lexsort((pos, key, band))
+    band, key, pos = band[order], key[order], pos[order]
+    new = np.ones(len(pos), bool)
+    new[1:] = (band[1:] != band[:-1]) | (key[1:] != key[:-1])
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.append(starts, len(pos)))
+    group = np.cumsum(new) - 1
+    first, size = pos[starts][group], sizes[group]
+    prev = np.empty_like(pos)
+    prev[1:] = pos[:-1]
+    star = ~new & (size <= max_bucket)
+    chain = ~new & ((size > max_bucket) | (prev != first))
+    a = np.concatenate([first[star], prev[chain]])
+    b = np.concatenate([pos[star], pos[chain]])
+    return a, b, int((sizes > max_bucket).sum())
 
-    bucket = Window.partitionBy("band", "key")
-    b = bands_df.select("band", "key", "doc_pos", F.min("doc_pos").over(bucket).alias("first"),
-                        F.lag("doc_pos").over(bucket.orderBy("doc_pos")).alias("prev"),
-                        F.count(F.lit(1)).over(bucket).alias("size")).where(F.col("size") > 1)
-    star = b.where((F.col("size") <= max_bucket) & (F.col("doc_pos") != F.col("first")))
-    chain = b.where(F.col("prev").isNotNull() & ((F.col("size") > max_bucket) | (F.col("prev") != F.col("first"))))
-    pairs = star.select(F.col("first").alias("a"), F.col("doc_pos").alias("b")).unionByName(
-        chain.select(F.col("prev").alias("a"), F.col("doc_pos").alias("b"))).distinct()
-    giant = b.where(F.col("size") > max_bucket).select("band", "key").distinct()
-    return pairs, giant
+
+PAIR_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("giant_buckets", pa.int64())])
+
+
+def candidate_pairs(spark, bands_df, max_bucket: int):
+    """Distinct candidate pairs (a, b, null), a < b, and one row (-1, -1, giant buckets): the band
+    rows are moved to partitions by key (Spark) and grouped there with numpy (bucket_pairs)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    def run(batches):
+        batches = list(batches)
+        t = pa.Table.from_batches(batches) if batches else None
+        if t is None or t.num_rows == 0:
+            return
+        a, b, giant = bucket_pairs(*(t.column(c).to_numpy() for c in ("band", "key", "doc_pos")), max_bucket)
+        yield pa.RecordBatch.from_arrays([pa.array(a), pa.array(b), pa.array(np.zeros(len(a), np.int64))],
+                                         schema=PAIR_SCHEMA)
+        yield pa.RecordBatch.from_arrays([pa.array([-1]), pa.array([-1]), pa.array([giant])], schema=PAIR_SCHEMA)
+
+    rows = bands_df.repartition(2 * spark.sparkContext.defaultParallelism, "key").mapInArrow(
+        run, from_arrow_schema(PAIR_SCHEMA))
+    return rows.where(F.col("a") >= 0).select("a", "b").distinct().unionByName(
+        rows.where(F.col("a") < 0).groupBy("a", "b").agg(F.sum("giant_buckets").alias("giant_buckets")),
+        allowMissingColumns=True)
 
 
 def shingle_set_frame(ctx, plan, side, docs_df, doc_positions, settings: ShingleSettings):
@@ -158,7 +187,7 @@ def shingle_set_frame(ctx, plan, side, docs_df, doc_positions, settings: Shingle
     from pyspark.sql import functions as F
 
     need = doc_positions.distinct().join(docs_df.select("doc_pos", "unit"), "doc_pos")
-    schema = pa.schema([("doc_pos", pa.int64()), ("shingles", pa.list_(pa.int64()))])
+    schema = SET_SCHEMA
 
     def run(batches):
         batches = list(batches)
@@ -174,29 +203,32 @@ def shingle_set_frame(ctx, plan, side, docs_df, doc_positions, settings: Shingle
                     yield _set_batch(docs, settings, schema)
 
     from pyspark.sql.pandas.types import from_arrow_schema
-    return need.repartition(light_tasks(ctx.spark), "unit").mapInArrow(run, from_arrow_schema(schema)).select(
-        "doc_pos", F.col("shingles"))
+    return need.repartition(light_tasks(ctx.spark), "unit").mapInArrow(run, from_arrow_schema(schema))
+
+
+SET_SCHEMA = pa.schema([("doc_pos", pa.int64()), ("shingles", pa.binary())])
+
+
+def shingle_set(hashes: np.ndarray) -> np.ndarray:
+    """A document's shingle set for verification: the sorted distinct top 32 bits of its shingle
+    hashes (half the bytes to move; two documents of 10^4 shingles share a false 32-bit match with
+    probability ~0.02, so the Jaccard moves by ~10^-6)."""
+    return np.unique((hashes >> np.uint64(32)).astype(np.uint32))
 
 
 def _set_batch(docs, settings: ShingleSettings, schema: pa.Schema) -> pa.RecordBatch:
     hashes, offsets = shingle_hashes(docs.column("text"), settings)
-    values, counts = [], []
-    for i in range(len(offsets) - 1):
-        s = np.unique(hashes[offsets[i]:offsets[i + 1]].view(np.int64))
-        values.append(s)
-        counts.append(len(s))
-    flat = np.concatenate(values) if values else np.zeros(0, np.int64)
-    offs = np.zeros(len(counts) + 1, np.int32)
-    np.cumsum(counts, out=offs[1:])
-    lists = pa.ListArray.from_arrays(pa.array(offs), pa.array(flat))
-    return pa.RecordBatch.from_arrays([docs.column("doc_pos"), lists], schema=schema)
+    blobs = [shingle_set(hashes[offsets[i]:offsets[i + 1]]).tobytes() for i in range(len(offsets) - 1)]
+    return pa.RecordBatch.from_arrays([docs.column("doc_pos"), pa.array(blobs, pa.binary())], schema=schema)
 
 
-def _list_parts(col) -> tuple[np.ndarray, np.ndarray]:
+def _blob_parts(col) -> tuple[np.ndarray, np.ndarray]:
+    """A binary column of uint32 sets -> (all values, offsets in values)."""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    offsets = col.offsets.to_numpy().astype(np.int64)
-    values = col.values.to_numpy()
-    return values, offsets
+    offsets = np.frombuffer(col.buffers()[1], np.int32, count=len(col) + 1, offset=col.offset * 4).astype(np.int64)
+    data = col.buffers()[2]
+    values = np.frombuffer(data, np.uint32) if data is not None and len(data) else np.zeros(0, np.uint32)
+    return values, offsets // 4
 
 
 def with_jaccard(pairs_df, sets_df, left: str, right: str, out: str = "jaccard"):
@@ -212,8 +244,8 @@ def with_jaccard(pairs_df, sets_df, left: str, right: str, out: str = "jaccard")
 
     def run(batches):
         for batch in batches:
-            va, oa = _list_parts(batch.column("_sa"))
-            vb, ob = _list_parts(batch.column("_sb"))
+            va, oa = _blob_parts(batch.column("_sa"))
+            vb, ob = _blob_parts(batch.column("_sb"))
             j = jaccard_pairs(va, oa, vb, ob)
             cols = [batch.column(c) for c in keep] + [pa.array(j)]
             yield pa.RecordBatch.from_arrays(cols, schema=schema)
@@ -235,6 +267,20 @@ def representatives(labels, docs_df, keep: str):
     best = Window.partitionBy("component").orderBy(by, F.col("node").asc())
     return ranked.withColumn("rep", F.first("node").over(best.rowsBetween(Window.unboundedPreceding, 0))) \
         .select("node", "component", "size", "rep")
+
+
+def _similarity_to_rep(members, edges, sets):
+    """members (node, rep, ...) with `similarity`: the exact Jaccard of node and rep, taken from the
+    verified edge between them where there is one, else computed from their shingle sets."""
+    from pyspark.sql import functions as F
+
+    direct = edges.select(F.greatest("a", "b").alias("_hi"), F.least("a", "b").alias("_lo"),
+                          F.col("jaccard").alias("similarity"))
+    keyed = members.withColumn("_hi", F.greatest("node", "rep")).withColumn("_lo", F.least("node", "rep"))
+    have = keyed.join(direct, ["_hi", "_lo"]).drop("_hi", "_lo")
+    rest = with_jaccard(keyed.join(direct, ["_hi", "_lo"], "left_anti").drop("_hi", "_lo"), sets, "node", "rep",
+                        "similarity")
+    return have.unionByName(rest)
 
 
 def write_decisions(ctx, side, decisions) -> None:
@@ -269,9 +315,10 @@ def decide(ctx, plan, side, cfg) -> dict:
              "clusters": 0, "docs_in_clusters": 0, "cluster_size_histogram": {}}
     if bands_df is None:
         return stats
-    pairs, giant = candidate_pairs(bands_df, cfg.max_bucket_size)
-    pairs = _materialized(spark, side, "pairs", pairs)
-    stats["candidate_pairs"], stats["giant_buckets"] = pairs.count(), giant.count()
+    rows = _materialized(spark, side, "pairs", candidate_pairs(spark, bands_df, cfg.max_bucket_size))
+    pairs = rows.where(F.col("a") >= 0).select("a", "b")
+    stats["candidate_pairs"] = pairs.count()
+    stats["giant_buckets"] = int(rows.where(F.col("a") < 0).agg(F.sum("giant_buckets")).collect()[0][0] or 0)
     if stats["candidate_pairs"] == 0:
         return stats
     nodes = pairs.select(F.col("a").alias("doc_pos")).unionByName(pairs.select(F.col("b").alias("doc_pos")))
@@ -286,7 +333,7 @@ def decide(ctx, plan, side, cfg) -> dict:
                               str(side.dir("_checkpoints")))
     stats["components_rounds"] = cc.rounds
     members = representatives(cc.labels, docs_df, cfg.keep)
-    removed = with_jaccard(members.where(F.col("node") != F.col("rep")), sets, "node", "rep", "similarity")
+    removed = _similarity_to_rep(members.where(F.col("node") != F.col("rep")), edges, sets)
     kept = members.where(F.col("node") == F.col("rep")).withColumn("similarity", F.lit(1.0))
     ids = docs_df.select(F.col("doc_pos").alias("rep"), F.col("id").alias("rep_id"))
     units = docs_df.select(F.col("doc_pos").alias("node"), "unit")
