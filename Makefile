@@ -49,7 +49,7 @@ fuzz: venv
 	@cat bench/results/fuzz.json
 
 # One make target per stage: make exact-dedup IN=path OUT=path [ARGS="--overwrite"]
-STAGES := exact-dedup train-tokenizer tokenize
+STAGES := exact-dedup minhash-dedup train-tokenizer tokenize
 .PHONY: $(STAGES)
 $(STAGES): venv
 	@test -n "$(IN)" || { echo "usage: make $@ IN=<input> OUT=<output dir>"; exit 2; }

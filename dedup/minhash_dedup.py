@@ -430,7 +430,61 @@ class MinHashDedupStage(Stage):
         stats.update({"bands": bands, "rows": rows, "num_perm": cfg.num_perm,
                       "candidate_threshold": round(cfg.threshold - cfg.candidate_margin, 6)})
         return StageOutput(written=("kept", "removed", "clusters"), removal_order=(NEAR_DUPLICATE,),
-                           input_counts=counts, stats={"minhash": stats})
+                           input_counts=counts, stats={"minhash": stats, "report": report(ctx.work_dir, stats)})
+
+
+def example_pairs(work_dir, n: int = 4, chars: int = 300) -> list:
+    """A few removed documents beside the document kept for them: [id, similarity, removed text,
+    kept id, kept text], spread over the similarity range (from the first removed/ files)."""
+    import pyarrow.dataset as ds
+
+    files = sorted((work_dir / "removed").glob("*.parquet"))
+    rows = []
+    for f in files:
+        t = ds.dataset(str(f)).to_table(columns=["id", "text", "duplicate_of", "similarity"])
+        rows += t.to_pylist()
+        if len(rows) >= 50 * n:
+            break
+    if not rows:
+        return []
+    rows.sort(key=lambda r: r["similarity"])
+    picked = [rows[round(i * (len(rows) - 1) / max(1, n - 1))] for i in range(min(n, len(rows)))]
+    kept = ds.dataset(str(work_dir / "kept")).to_table(
+        columns=["id", "text"], filter=ds.field("id").isin([r["duplicate_of"] for r in picked]))
+    text_of = dict(zip(kept.column("id").to_pylist(), kept.column("text").to_pylist()))
+    return [[r["id"], round(r["similarity"], 3), r["text"][:chars], r["duplicate_of"],
+             (text_of.get(r["duplicate_of"]) or "")[:chars]] for r in picked]
+
+
+def report(work_dir, stats: dict) -> dict:
+    """The report's table of figures, example pairs and cluster-size plot (cluster_sizes.png)."""
+    figures = []
+    hist = {int(k): v for k, v in stats["cluster_size_histogram"].items()}
+    if hist:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        sizes = sorted(hist)
+        ax.bar([str(s) for s in sizes], [hist[s] for s in sizes], color="#4a7ab5")
+        ax.set_yscale("log")
+        ax.set_xlabel("documents in the cluster")
+        ax.set_ylabel("clusters")
+        ax.set_title("Near-duplicate clusters by size")
+        fig.tight_layout()
+        fig.savefig(work_dir / "cluster_sizes.png", dpi=110)
+        plt.close(fig)
+        figures.append({"title": "Near-duplicate cluster sizes", "path": "cluster_sizes.png"})
+    keys = ("bands", "rows", "candidate_threshold", "candidate_pairs", "verified_pairs", "giant_buckets",
+            "components_rounds", "clusters", "docs_in_clusters")
+    tables = [{"title": "MinHash LSH", "columns": ["figure", "value"], "rows": [[k, stats.get(k)] for k in keys]}]
+    examples = example_pairs(work_dir)
+    if examples:
+        tables.append({"title": "Example near-duplicates (removed, and the document kept for it)",
+                       "columns": ["removed id", "similarity", "removed text", "kept id", "kept text"],
+                       "rows": examples})
+    return {"tables": tables, "figures": figures}
 
 
 STAGE = MinHashDedupStage()
