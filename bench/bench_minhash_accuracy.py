@@ -115,13 +115,22 @@ def clusters_of(out: Path) -> tuple[dict, set]:
     return dict(zip(c.column("id").to_pylist(), c.column("cluster_id").to_pylist())), set(removed)
 
 
+def _kind(doc: dict) -> str:
+    """The group an injected copy's pairs are also scored in (zh-traditional, en-edit, ...), "-" for
+    the corpora's own documents: a pair with an injected copy in it counts in the copy's group."""
+    if not doc["id"].startswith("injected-"):
+        return "-"
+    lang, kind = doc["id"].split("-")[1], doc["id"].rsplit("-", 1)[1]
+    return f"{lang}-{'traditional' if kind == 'traditional' else 'edit'}"
+
+
 def scores(ids, langs, a, b, j, cluster, removed, t: float) -> dict:
     out = {}
     hit, total = defaultdict(int), defaultdict(int)
     for x, y, s in zip(a.tolist(), b.tolist(), j.tolist()):
         if s < t:
             continue
-        lang = langs[x]
+        lang = langs[x] if langs[y] == "-" or langs[x] != "-" else langs[y]
         total[lang] += 1
         cx, cy = cluster.get(ids[x]), cluster.get(ids[y])
         hit[lang] += cx is not None and cx == cy
@@ -166,6 +175,7 @@ def main():
             fh.write(json.dumps(d, ensure_ascii=False) + "\n")
     docs += injected  # the stage reads the files in name order: the originals, then zz_injected
     ids, langs = [d["id"] for d in docs], [d["lang"] if d["lang"] in LANGS else "other" for d in docs]
+    kinds = [_kind(d) for d in docs]
     t0 = time.time()
     a, b, j = truth([d["text"] for d in docs], 0.7)
     truth_s = time.time() - t0
@@ -180,7 +190,9 @@ def main():
         m = run_stage(inp, work / f"out-{t}", t, env)
         cluster, removed = clusters_of(work / f"out-{t}")
         s = scores(ids, langs, a, b, j, cluster, removed, t)
-        result["thresholds"][str(t)] = {"by_lang": s, "stage_wall_s": round(m["_wall_s"], 1),
+        inj = scores(ids, kinds, a, b, j, cluster, removed, t)
+        result["thresholds"][str(t)] = {"by_lang": s, "injected_pairs": {k: v for k, v in inj.items() if k != "-"},
+                                        "stage_wall_s": round(m["_wall_s"], 1),
                                         "minhash": m["stats"]["minhash"]}
         print(f"threshold {t}: " + json.dumps(s), flush=True)
         shutil.rmtree(work / f"out-{t}", ignore_errors=True)

@@ -1,6 +1,7 @@
 """A real standalone cluster (master + one worker on 127.0.0.1, both shipped with pyspark):
-exact-dedup (a Spark-path stage) and tokenize (a streaming stage) through spark-submit give the
-same output as local mode."""
+exact-dedup and minhash-dedup (two-pass stages; minhash-dedup's connected components iterate over
+DataFrames) and tokenize (a streaming stage) through spark-submit give the same output as local
+mode."""
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ from conftest import REPO, small_tokenizer, write_jsonl
 from pipeline.config import load_profile
 from pipeline.stage import run_stage
 from dedup.exact import STAGE as EXACT
+from dedup.minhash_dedup import STAGE as MINHASH
 from tokenizer_training.stage import TOKENIZE_STAGE
 
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -41,9 +43,15 @@ def test_standalone_cluster_matches_local(tmp_path, spark):
                                     f"Unique tail {i}: some words that are only here, nowhere else.",
              "lang": "en"} for i in range(120)]
     docs += docs[:20]
+    words = [f"w{k}" for k in range(400)]
+    for i in range(8):  # near-duplicate pairs: 80 words, one changed
+        text = " ".join(words[i * 40 + k] for k in range(80))
+        docs += [{"id": f"n{i}", "text": text, "lang": "en"},
+                 {"id": f"n{i}-edit", "text": text.replace(words[i * 40 + 40], "changed"), "lang": "en"}]
     write_jsonl(tmp_path / "in" / "a.jsonl", docs)
     overrides = ["write.files_per_output=2"]
     run_stage(EXACT, load_profile(None, overrides), str(tmp_path / "in"), str(tmp_path / "local"), spark=spark)
+    run_stage(MINHASH, load_profile(None, []), str(tmp_path / "local"), str(tmp_path / "mh_local"), spark=spark)
     model = small_tokenizer((d["text"] for d in docs), tmp_path / "m", 400, min_last_merge_frequency=0)
     run_stage(TOKENIZE_STAGE, load_profile(None, [f"tokenize.tokenizer={model}", "tokenize.shard_size_tokens=500"]),
               str(tmp_path / "local"), str(tmp_path / "tok_local"), spark=spark)
@@ -74,6 +82,7 @@ def test_standalone_cluster_matches_local(tmp_path, spark):
 
         submit("exact_dedup.py", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "cluster"),
                *sum((["--set", o] for o in overrides), []))
+        submit("minhash_dedup.py", "--input", str(tmp_path / "cluster"), "--output", str(tmp_path / "mh_cluster"))
         submit("tokenize_shards.py", "--input", str(tmp_path / "cluster"), "--output", str(tmp_path / "tok_cluster"),
                "--tokenizer", model, "--set", "tokenize.shard_size_tokens=500")
     finally:
@@ -95,6 +104,14 @@ def test_standalone_cluster_matches_local(tmp_path, spark):
         assert [f.name for f in a] == [f.name for f in b] and a
         for fa, fb in zip(a, b):
             assert fa.read_bytes() == fb.read_bytes(), (sub, fa.name)  # the bytes, not only the rows
+    mh = json.loads((tmp_path / "mh_cluster" / "_manifest.json").read_text())
+    assert mh["spark"]["master"] == master_url and mh["stats"]["minhash"]["clusters"] >= 8
+    for sub in ("kept", "removed", "clusters", "signatures"):
+        a = sorted((tmp_path / "mh_local" / sub).glob("*.parquet"))
+        b = sorted((tmp_path / "mh_cluster" / sub).glob("*.parquet"))
+        assert [f.name for f in a] == [f.name for f in b] and a
+        for fa, fb in zip(a, b):
+            assert fa.read_bytes() == fb.read_bytes(), ("minhash", sub, fa.name)
     tok = json.loads((tmp_path / "tok_cluster" / "_manifest.json").read_text())
     assert tok["spark"]["master"] == master_url and tok["stats"]["shard_count"] >= 2
     for sub in ("kept", "quarantine"):
