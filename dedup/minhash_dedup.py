@@ -22,9 +22,19 @@ Decide (Spark, over keys and hashes only):
    `similarity` = its exact Jaccard with that document (a member linked through a chain can be
    below the threshold with the representative; it is still a near-duplicate of a neighbour).
 
+Paragraph level (`paragraph`, on by default; where the span policy lets paragraphs of the
+document's language be cut, so never in code): every paragraph of at least `min_paragraph_chars`
+characters of a document that survives the document level is an item of its own, with the same
+shingles, signatures, banding, verification and components (dedup.lsh). In each cluster the first
+occurrence in corpus order stays; every other occurrence is cut through the core's span-cutting
+path (pipeline.spans) into removed_spans/ with level=paragraph, reason=near_duplicate,
+duplicate_of = the id of the document holding the first occurrence and score = the exact
+Jaccard with it. A document left with fewer than `min_doc_chars_after_paragraph_dedup`
+characters is removed as `too_short_after_near_dup_paragraphs`.
+
 Pass 2 (per read unit): kept/ (with `minhash_cluster_size`, 1 outside any cluster), removed/,
-clusters/ (every document in a cluster: doc_pos, id, cluster_id = the cluster's smallest
-doc_pos, cluster_size, representative, similarity).
+removed_spans/, clusters/ (every document in a cluster: doc_pos, id, cluster_id = the cluster's
+smallest doc_pos, cluster_size, representative, similarity).
 """
 from __future__ import annotations
 
@@ -35,17 +45,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dedup.minhash import band_keys, choose_bands, jaccard_pairs, permutations, signatures
+from dedup.lsh import cluster_items, frame, materialized
+from dedup.minhash import band_keys, choose_bands, permutations, signatures
 from dedup.shingle import ShingleSettings, shingle_hashes
-from pipeline.components import connected_components
 from pipeline.errors import UserError
 from pipeline.readers import light_tasks
 from pipeline.schema import removed_schema
+from pipeline.spanpolicy import PARAGRAPH, SpanPolicy, candidate_spans
+from pipeline.spans import REMOVED_SPAN_SCHEMA, choose_outermost, cut_documents, cuts_table
 from pipeline.stage import Stage, StageOutput
 from pipeline.taskfiles import ensure_schema_file, write_part
-from pipeline.twopass import _attempt, _documents, run_pass1, run_pass2, side_files
+from pipeline.twopass import _attempt, run_pass1, run_pass2, side_files
 
 NEAR_DUPLICATE = "near_duplicate"
+TOO_SHORT = "too_short_after_near_dup_paragraphs"
+ITEM_SHIFT = 40  # a paragraph's node: unit << 40 | its number in the unit (corpus order)
 KEEP_CHOICES = ("first", "longest", "score")
 CLUSTER_SCHEMA = pa.schema([("doc_pos", pa.int64()), ("id", pa.string()), ("cluster_id", pa.int64()),
                             ("cluster_size", pa.int64()), ("representative", pa.string()),
@@ -69,6 +83,9 @@ class MinHashDedupConfig:
     max_bucket_size: int = 1000  # larger buckets are linked as a chain only
     keep: str = "first"  # which member of a cluster stays: first | longest | score
     score_column: str = ""  # for keep: score (a numeric column of the input)
+    paragraph: bool = True  # near-duplicate paragraphs across documents (prose, per the span policy)
+    min_paragraph_chars: int = 200  # shorter paragraphs are never items (too few shingles to judge)
+    min_doc_chars_after_paragraph_dedup: int = 50
 
 
 def check_config(cfg) -> None:
@@ -100,195 +117,75 @@ def shingle_settings(cfg) -> ShingleSettings:
     return ShingleSettings(n=cfg.shingle_size, fold_traditional=cfg.fold_traditional, opencc_config=cfg.opencc_config)
 
 
-def fingerprint(cfg, bands: int, rows: int):
-    """Pass 1: make(unit) -> batch -> {"docs", "bands", "signatures"} (no text)."""
+def fingerprint(cfg, bands: int, rows: int, policy: SpanPolicy):
+    """Pass 1: make(unit) -> batch -> {"docs", "bands", "signatures", and for paragraphs
+    "items", "item_bands"} (keys, offsets and signatures; no text)."""
     a, b = permutations(cfg.num_perm, cfg.seed)
     settings = shingle_settings(cfg)
 
+    def signed(texts) -> tuple:
+        hashes, offsets = shingle_hashes(texts, settings)
+        sig = signatures(hashes, offsets, a, b)
+        n_sh = np.diff(offsets)
+        return sig, n_sh, band_keys(sig[n_sh > 0], bands, rows)
+
+    def band_rows(nodes, n_sh, keys) -> pa.Table:
+        has = n_sh > 0
+        return pa.table({"node": np.repeat(nodes[has], bands), "key": keys.ravel(),
+                         "band": np.tile(np.arange(bands, dtype=np.int16), int(has.sum()))})
+
     def make(unit: int):
+        n_items = [0]  # paragraphs numbered in unit order across the unit's batches
+
         def run(docs: pa.RecordBatch) -> dict:
-            hashes, offsets = shingle_hashes(docs.column("text"), settings)
-            sig = signatures(hashes, offsets, a, b)
-            n_sh = np.diff(offsets)
+            sig, n_sh, keys = signed(docs.column("text"))
             pos = docs.column("doc_pos").to_numpy()
-            facts = {"doc_pos": pos, "unit": np.full(len(pos), unit, np.int32), "id": docs.column("id"),
-                     "n_chars": pc.utf8_length(docs.column("text")).cast(pa.int64()), "n_shingles": n_sh}
+            facts = {"node": pos, "unit": np.full(len(pos), unit, np.int32), "doc_pos": pos,
+                     "start": np.zeros(len(pos), np.int32), "end": np.full(len(pos), -1, np.int32),
+                     "id": docs.column("id"), "n_chars": pc.utf8_length(docs.column("text")).cast(pa.int64()),
+                     "n_shingles": n_sh}
             if cfg.keep == "score":
                 facts["score"] = docs.column(cfg.score_column).cast(pa.float64())
-            has = n_sh > 0
-            keys = band_keys(sig[has], bands, rows)
             sig_col = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * cfg.num_perm), len(pos),
                                                            [None, pa.py_buffer(np.ascontiguousarray(sig).tobytes())])
-            return {"docs": pa.table(facts),
-                    "bands": pa.table({"doc_pos": np.repeat(pos[has], bands),
-                                       "band": np.tile(np.arange(bands, dtype=np.int16), int(has.sum())),
-                                       "key": keys.ravel()}),
-                    "signatures": pa.table({"doc_pos": pos, "id": docs.column("id"), "n_shingles": n_sh,
-                                            "signature": sig_col})}
+            out = {"docs": pa.table(facts), "bands": band_rows(pos, n_sh, keys),
+                   "signatures": pa.table({"doc_pos": pos, "id": docs.column("id"), "n_shingles": n_sh,
+                                           "signature": sig_col})}
+            if cfg.paragraph:
+                out.update(paragraph_items(docs, unit, n_items, signed, band_rows))
+            return out
+
+        def paragraph_items(docs, unit, n_items, signed, band_rows) -> dict:
+            texts, langs = docs.column("text").to_pylist(), docs.column("lang").to_pylist()
+            item_pos, starts, ends, pieces = [], [], [], []
+            for text, lang, p in zip(texts, langs, docs.column("doc_pos").to_pylist()):
+                if PARAGRAPH not in policy.levels(lang):
+                    continue
+                for _, s, e in candidate_spans(text, frozenset([PARAGRAPH])):
+                    if e - s >= cfg.min_paragraph_chars:
+                        item_pos.append(p)
+                        starts.append(s)
+                        ends.append(e)
+                        pieces.append(text[s:e])
+            if not pieces:
+                return {}
+            nodes = (np.int64(unit) << ITEM_SHIFT) + n_items[0] + np.arange(len(pieces), dtype=np.int64)
+            n_items[0] += len(pieces)
+            _, n_sh, keys = signed(pa.array(pieces, pa.string()))
+            items = pa.table({"node": nodes, "unit": np.full(len(nodes), unit, np.int32),
+                              "doc_pos": pa.array(item_pos, pa.int64()), "start": pa.array(starts, pa.int32()),
+                              "end": pa.array(ends, pa.int32()), "n_chars": pa.array(np.subtract(ends, starts)),
+                              "n_shingles": n_sh})
+            return {"items": items, "item_bands": band_rows(nodes, n_sh, keys)}
         return run
     return make
 
 
-def _frame(spark, side, name: str):
-    d = side.dir(name)
-    return spark.read.parquet(str(d)) if d.is_dir() and any(d.glob("*.parquet")) else None
-
-
-def bucket_pairs(band: np.ndarray, key: np.ndarray, pos: np.ndarray, max_bucket: int) -> tuple:
-    """(a, b, giant buckets) of band rows: in every bucket (equal band and key) each member is
-    linked to the bucket's first member (smallest doc_pos) and to the member before it; buckets
-    above max_bucket are linked as a chain only. Pairs may repeat (across bands)."""
-    order = np.lexsort((pos, key, band))
-    band, key, pos = band[order], key[order], pos[order]
-    new = np.ones(len(pos), bool)
-    new[1:] = (band[1:] != band[:-1]) | (key[1:] != key[:-1])
-    starts = np.flatnonzero(new)
-    sizes = np.diff(np.append(starts, len(pos)))
-    group = np.cumsum(new) - 1
-    first, size = pos[starts][group], sizes[group]
-    prev = np.empty_like(pos)
-    prev[1:] = pos[:-1]
-    star = ~new & (size <= max_bucket)
-    chain = ~new & ((size > max_bucket) | (prev != first))
-    a = np.concatenate([first[star], prev[chain]])
-    b = np.concatenate([pos[star], pos[chain]])
-    return a, b, int((sizes > max_bucket).sum())
-
-
-PAIR_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("giant_buckets", pa.int64())])
-
-
-def candidate_pairs(spark, bands_df, max_bucket: int):
-    """Distinct candidate pairs (a, b, null), a < b, and one row (-1, -1, giant buckets): the band
-    rows are moved to partitions by key (Spark) and grouped there with numpy (bucket_pairs)."""
-    from pyspark.sql import functions as F
+def write_by_unit(spark, side, name: str, rows, sort: list) -> None:
+    """A DataFrame with a `unit` column -> side file `name`, one part per unit (sorted by `sort`)."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    def run(batches):
-        batches = list(batches)
-        t = pa.Table.from_batches(batches) if batches else None
-        if t is None or t.num_rows == 0:
-            return
-        a, b, giant = bucket_pairs(*(t.column(c).to_numpy() for c in ("band", "key", "doc_pos")), max_bucket)
-        yield pa.RecordBatch.from_arrays([pa.array(a), pa.array(b), pa.array(np.zeros(len(a), np.int64))],
-                                         schema=PAIR_SCHEMA)
-        yield pa.RecordBatch.from_arrays([pa.array([-1]), pa.array([-1]), pa.array([giant])], schema=PAIR_SCHEMA)
-
-    rows = bands_df.repartition(2 * spark.sparkContext.defaultParallelism, "key").mapInArrow(
-        run, from_arrow_schema(PAIR_SCHEMA))
-    return rows.where(F.col("a") >= 0).select("a", "b").distinct().unionByName(
-        rows.where(F.col("a") < 0).groupBy("a", "b").agg(F.sum("giant_buckets").alias("giant_buckets")),
-        allowMissingColumns=True)
-
-
-def shingle_set_frame(ctx, plan, side, docs_df, doc_positions, settings: ShingleSettings):
-    """(doc_pos, shingles: sorted distinct int64 shingle hashes) of the given documents, computed
-    where they lie: each unit is read again (pass 1's parsed copy) by a task of its own group."""
-    from pyspark.sql import functions as F
-
-    need = doc_positions.distinct().join(docs_df.select("doc_pos", "unit"), "doc_pos")
-    schema = SET_SCHEMA
-
-    def run(batches):
-        batches = list(batches)
-        if not batches:
-            return
-        t = pa.Table.from_batches(batches)
-        units = t.column("unit").to_numpy()
-        for u in np.unique(units).tolist():
-            wanted = pa.array(np.sort(t.column("doc_pos").to_numpy()[units == u]))
-            for docs in _documents(plan, u, side):
-                docs = docs.filter(pc.is_in(docs.column("doc_pos"), value_set=wanted))
-                if docs.num_rows:
-                    yield _set_batch(docs, settings, schema)
-
-    from pyspark.sql.pandas.types import from_arrow_schema
-    return need.repartition(light_tasks(ctx.spark), "unit").mapInArrow(run, from_arrow_schema(schema))
-
-
-SET_SCHEMA = pa.schema([("doc_pos", pa.int64()), ("shingles", pa.binary())])
-
-
-def shingle_set(hashes: np.ndarray) -> np.ndarray:
-    """A document's shingle set for verification: the sorted distinct top 32 bits of its shingle
-    hashes (half the bytes to move; two documents of 10^4 shingles share a false 32-bit match with
-    probability ~0.02, so the Jaccard moves by ~10^-6)."""
-    return np.unique((hashes >> np.uint64(32)).astype(np.uint32))
-
-
-def _set_batch(docs, settings: ShingleSettings, schema: pa.Schema) -> pa.RecordBatch:
-    hashes, offsets = shingle_hashes(docs.column("text"), settings)
-    blobs = [shingle_set(hashes[offsets[i]:offsets[i + 1]]).tobytes() for i in range(len(offsets) - 1)]
-    return pa.RecordBatch.from_arrays([docs.column("doc_pos"), pa.array(blobs, pa.binary())], schema=schema)
-
-
-def _blob_parts(col) -> tuple[np.ndarray, np.ndarray]:
-    """A binary column of uint32 sets -> (all values, offsets in values)."""
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    offsets = np.frombuffer(col.buffers()[1], np.int32, count=len(col) + 1, offset=col.offset * 4).astype(np.int64)
-    data = col.buffers()[2]
-    values = np.frombuffer(data, np.uint32) if data is not None and len(data) else np.zeros(0, np.uint32)
-    return values, offsets // 4
-
-
-def with_jaccard(pairs_df, sets_df, left: str, right: str, out: str = "jaccard"):
-    """pairs_df with `out`: the exact Jaccard of the shingle sets of its `left` and `right` documents."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
-
-    joined = (pairs_df.join(sets_df.select(F.col("doc_pos").alias(left), F.col("shingles").alias("_sa")), left)
-              .join(sets_df.select(F.col("doc_pos").alias(right), F.col("shingles").alias("_sb")), right))
-    keep = [c for c in joined.columns if c not in ("_sa", "_sb")]
-    base = to_arrow_schema(joined.select(*keep).schema)
-    schema = base.append(pa.field(out, pa.float64()))
-
-    def run(batches):
-        for batch in batches:
-            va, oa = _blob_parts(batch.column("_sa"))
-            vb, ob = _blob_parts(batch.column("_sb"))
-            j = jaccard_pairs(va, oa, vb, ob)
-            cols = [batch.column(c) for c in keep] + [pa.array(j)]
-            yield pa.RecordBatch.from_arrays(cols, schema=schema)
-
-    return joined.mapInArrow(run, from_arrow_schema(schema))
-
-
-def representatives(labels, docs_df, keep: str):
-    """(node, component, size, rep): each cluster's kept document by the `keep` rule."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    sized = labels.withColumn("size", F.count(F.lit(1)).over(Window.partitionBy("component")))
-    if keep == "first":
-        return sized.withColumn("rep", F.col("component"))
-    by = {"longest": F.col("n_chars").desc(), "score": F.col("score").desc_nulls_last()}[keep]
-    cols = ["doc_pos", "n_chars"] + (["score"] if keep == "score" else [])
-    ranked = sized.join(docs_df.select(*cols).withColumnRenamed("doc_pos", "node"), "node")
-    best = Window.partitionBy("component").orderBy(by, F.col("node").asc())
-    return ranked.withColumn("rep", F.first("node").over(best.rowsBetween(Window.unboundedPreceding, 0))) \
-        .select("node", "component", "size", "rep")
-
-
-def _similarity_to_rep(members, edges, sets):
-    """members (node, rep, ...) with `similarity`: the exact Jaccard of node and rep, taken from the
-    verified edge between them where there is one, else computed from their shingle sets."""
-    from pyspark.sql import functions as F
-
-    direct = edges.select(F.greatest("a", "b").alias("_hi"), F.least("a", "b").alias("_lo"),
-                          F.col("jaccard").alias("similarity"))
-    keyed = members.withColumn("_hi", F.greatest("node", "rep")).withColumn("_lo", F.least("node", "rep"))
-    have = keyed.join(direct, ["_hi", "_lo"]).drop("_hi", "_lo")
-    rest = with_jaccard(keyed.join(direct, ["_hi", "_lo"], "left_anti").drop("_hi", "_lo"), sets, "node", "rep",
-                        "similarity")
-    return have.unionByName(rest)
-
-
-def write_decisions(ctx, side, decisions) -> None:
-    """(unit, doc_pos, component, size, rep, rep_id, similarity) -> side file `decisions`, one
-    part per unit, sorted by doc_pos."""
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    directory = str(side.dir("decisions"))
+    directory = str(side.dir(name))
 
     def run(batches):
         batches = list(batches)
@@ -297,105 +194,147 @@ def write_decisions(ctx, side, decisions) -> None:
             attempt = _attempt()
             units = t.column("unit").to_numpy()
             for u in np.unique(units).tolist():
-                part = t.filter(pa.array(units == u)).drop_columns(["unit"]).sort_by("doc_pos")
-                write_part(directory, u, attempt, part)
+                write_part(directory, u, attempt, t.filter(pa.array(units == u)).drop_columns(["unit"]).sort_by(
+                    [(c, "ascending") for c in sort]))
         yield pa.RecordBatch.from_pydict({"n": [t.num_rows if t is not None else 0]})
 
-    decisions.repartition(light_tasks(ctx.spark), "unit").mapInArrow(
+    rows.repartition(light_tasks(spark), "unit").mapInArrow(
         run, from_arrow_schema(pa.schema([("n", pa.int64())]))).collect()
 
 
-def decide(ctx, plan, side, cfg) -> dict:
-    """The decide step; writes the per-unit decisions and returns the manifest's figures."""
+def decide_documents(ctx, plan, side, cfg, docs_df) -> tuple:
+    """Document-level clusters -> side file `decisions` (doc_pos, component, size, rep, rep_id,
+    similarity per unit); returns (stats, DataFrame of the removed doc_pos, or None)."""
     from pyspark.sql import functions as F
 
     spark = ctx.spark
-    bands_df, docs_df = _frame(spark, side, "bands"), _frame(spark, side, "docs")
-    stats = {"candidate_pairs": 0, "verified_pairs": 0, "giant_buckets": 0, "components_rounds": 0,
-             "clusters": 0, "docs_in_clusters": 0, "cluster_size_histogram": {}}
+    bands_df = frame(spark, side, "bands")
     if bands_df is None:
-        return stats
-    rows = _materialized(spark, side, "pairs", candidate_pairs(spark, bands_df, cfg.max_bucket_size))
-    pairs = rows.where(F.col("a") >= 0).select("a", "b")
-    stats["candidate_pairs"] = pairs.count()
-    stats["giant_buckets"] = int(rows.where(F.col("a") < 0).agg(F.sum("giant_buckets")).collect()[0][0] or 0)
-    if stats["candidate_pairs"] == 0:
-        return stats
-    nodes = pairs.select(F.col("a").alias("doc_pos")).unionByName(pairs.select(F.col("b").alias("doc_pos")))
-    sets = shingle_set_frame(ctx, plan, side, docs_df, nodes, shingle_settings(cfg))
-    sets = _materialized(spark, side, "sets", sets)
-    edges = with_jaccard(pairs, sets, "a", "b").where(F.col("jaccard") >= F.lit(cfg.threshold))
-    edges = _materialized(spark, side, "edges", edges)
-    stats["verified_pairs"] = edges.count()
-    if stats["verified_pairs"] == 0:
-        return stats
-    cc = connected_components(edges.select(F.col("a").alias("src"), F.col("b").alias("dst")),
-                              str(side.dir("_checkpoints")))
-    stats["components_rounds"] = cc.rounds
-    members = representatives(cc.labels, docs_df, cfg.keep)
-    removed = _similarity_to_rep(members.where(F.col("node") != F.col("rep")), edges, sets)
-    kept = members.where(F.col("node") == F.col("rep")).withColumn("similarity", F.lit(1.0))
-    ids = docs_df.select(F.col("doc_pos").alias("rep"), F.col("id").alias("rep_id"))
-    units = docs_df.select(F.col("doc_pos").alias("node"), "unit")
-    decisions = (removed.unionByName(kept).join(ids, "rep").join(units, "node")
-                 .select("unit", F.col("node").alias("doc_pos"), "component", "size", "rep", "rep_id", "similarity"))
-    write_decisions(ctx, side, decisions)
-    hist = members.where(F.col("node") == F.col("rep")).groupBy("size").count().collect()
-    stats["cluster_size_histogram"] = {str(r["size"]): r["count"] for r in sorted(hist, key=lambda r: r["size"])}
-    stats["clusters"] = sum(r["count"] for r in hist)
-    stats["docs_in_clusters"] = sum(r["size"] * r["count"] for r in hist)
-    return stats
+        return cluster_items_stats(), None
+    got = cluster_items(spark, plan, side, "doc", bands_df, docs_df, cfg.threshold, cfg.max_bucket_size,
+                        cfg.keep, shingle_settings(cfg))
+    if got.members is None:
+        return got.stats, None
+    ids = docs_df.select(F.col("node").alias("rep"), F.col("id").alias("rep_id"))
+    rows = got.members.join(ids, "rep").join(docs_df.select("node", "unit"), "node").select(
+        "unit", F.col("node").alias("doc_pos"), "component", "size", "rep", "rep_id", "similarity")
+    write_by_unit(spark, side, "decisions", rows, ["doc_pos"])
+    return got.stats, got.members.where(F.col("node") != F.col("rep")).select(F.col("node").alias("doc_pos"))
 
 
-def _materialized(spark, side, name: str, df):
-    """df written once to side files `name` and read back: computed once, however often it is used."""
-    df.write.parquet(str(side.dir(name)))
-    return spark.read.parquet(str(side.dir(name)))
+def decide_paragraphs(ctx, plan, side, cfg, docs_df, removed_docs) -> dict:
+    """Paragraph-level clusters over the paragraphs of surviving documents -> side file `cuts`
+    (doc_pos, start, end, similarity, duplicate_of per unit)."""
+    from pyspark.sql import functions as F
+
+    spark = ctx.spark
+    items, bands_df = frame(spark, side, "items"), frame(spark, side, "item_bands")
+    if items is None or bands_df is None:
+        return cluster_items_stats()
+    if removed_docs is not None:  # spans of a removed document are neither cut nor kept
+        gone = items.join(removed_docs, "doc_pos", "left_semi").select("node")
+        bands_df = bands_df.join(gone, "node", "left_anti")
+    got = cluster_items(spark, plan, side, "par", bands_df, items, cfg.threshold, cfg.max_bucket_size, "first",
+                        shingle_settings(cfg))
+    if got.members is None:
+        return got.stats
+    rep_doc = items.select(F.col("node").alias("rep"), F.col("doc_pos").alias("rep_pos")).join(
+        docs_df.select(F.col("node").alias("rep_pos"), F.col("id").alias("duplicate_of")), "rep_pos")
+    cuts = (got.members.where(F.col("node") != F.col("rep")).join(rep_doc, "rep")
+            .join(items.select("node", "unit", "doc_pos", "start", "end"), "node")
+            .select("unit", "doc_pos", "start", "end", "similarity", "duplicate_of"))
+    write_by_unit(spark, side, "cuts", cuts, ["doc_pos", "start"])
+    return got.stats
+
+
+def cluster_items_stats() -> dict:
+    return {"candidate_pairs": 0, "verified_pairs": 0, "giant_buckets": 0, "components_rounds": 0,
+            "clusters": 0, "items_in_clusters": 0, "cluster_size_histogram": {}}
+
+
+def decide(ctx, plan, side, cfg) -> dict:
+    """Both levels, documents first; returns the manifest's figures ({"documents", "paragraphs"})."""
+    docs_df = frame(ctx.spark, side, "docs")
+    if docs_df is None:
+        return {"documents": cluster_items_stats(), "paragraphs": cluster_items_stats()}
+    docs_df = materialized(ctx.spark, side, "docs_all", docs_df)
+    stats, removed = decide_documents(ctx, plan, side, cfg, docs_df)
+    par = decide_paragraphs(ctx, plan, side, cfg, docs_df, removed) if cfg.paragraph else cluster_items_stats()
+    return {"documents": stats, "paragraphs": par}
 
 
 def output_schemas(doc_schema: pa.Schema) -> dict:
     return {"kept": doc_schema.append(pa.field("minhash_cluster_size", pa.int64())),
             "removed": removed_schema(doc_schema).append(pa.field("similarity", pa.float64())),
-            "clusters": CLUSTER_SCHEMA}
+            "removed_spans": REMOVED_SPAN_SCHEMA, "clusters": CLUSTER_SCHEMA}
 
 
-def applier(side, schemas: dict):
+def _unit_cuts(side, unit: int) -> pa.Table:
+    c = side.read("cuts", unit)
+    if c is None:
+        return cuts_table([], [], [], [], NEAR_DUPLICATE)
+    return choose_outermost(cuts_table(c.column("doc_pos"), c.column("start"), c.column("end"), PARAGRAPH,
+                                       NEAR_DUPLICATE, c.column("duplicate_of"), c.column("similarity")))
+
+
+def applier(side, schemas: dict, min_doc_chars: int):
     """Pass 2: make_applier(unit, ids) for run_pass2."""
     def make(unit: int, _ids: dict):
         dec = side.read("decisions", unit)
-        pos = dec.column("doc_pos").to_numpy() if dec is not None else np.zeros(0, np.int64)
+        cuts = _unit_cuts(side, unit)
 
         def apply(docs: pa.RecordBatch) -> dict:
-            p = docs.column("doc_pos").to_numpy()
-            at = np.minimum(np.searchsorted(pos, p), max(len(pos) - 1, 0))
-            member = (pos[at] == p) if len(pos) else np.zeros(len(p), bool)
-            take = pa.array(at[member])
-            rows = dec.take(take) if len(pos) else None
-            size = np.ones(len(p), np.int64)
-            gone = np.zeros(len(p), bool)
-            if rows is not None and rows.num_rows:
-                size[member] = rows.column("size").to_numpy()
-                gone[member] = rows.column("rep").to_numpy() != p[member]
-            table = pa.Table.from_batches([docs])
-            kept = table.append_column("minhash_cluster_size", pa.array(size)).filter(pa.array(~gone))
-            out = {"kept": kept.cast(schemas["kept"])}
-            if rows is not None and rows.num_rows:
-                in_cluster = table.filter(pa.array(member))
-                clusters = pa.table({"doc_pos": in_cluster.column("doc_pos"), "id": in_cluster.column("id"),
-                                     "cluster_id": rows.column("component"), "cluster_size": rows.column("size"),
-                                     "representative": rows.column("rep_id"), "similarity": rows.column("similarity")},
-                                    schema=CLUSTER_SCHEMA)
-                sel = pa.array(rows.column("rep").to_numpy() != in_cluster.column("doc_pos").to_numpy())
-                removed = in_cluster.filter(sel)
-                r = rows.filter(sel)
-                removed = (removed.append_column("reason", pa.array([NEAR_DUPLICATE] * removed.num_rows, pa.string()))
-                           .append_column("duplicate_of", r.column("rep_id"))
-                           .append_column("similarity", r.column("similarity")))
-                out["removed"] = removed.cast(schemas["removed"])
-                out["clusters"] = clusters
-            return out
+            return apply_decisions(pa.Table.from_batches([docs]), dec, cuts, min_doc_chars, schemas)
         return apply
     return make
+
+
+def _cluster_rows(table: pa.Table, dec: pa.Table | None) -> tuple[np.ndarray, pa.Table | None]:
+    """(member mask over the table's rows, the decision row of each member) for a batch."""
+    p = table.column("doc_pos").to_numpy()
+    if dec is None or dec.num_rows == 0:
+        return np.zeros(len(p), bool), None
+    pos = dec.column("doc_pos").to_numpy()
+    at = np.minimum(np.searchsorted(pos, p), len(pos) - 1)
+    member = pos[at] == p
+    return member, dec.take(pa.array(at[member]))
+
+
+def apply_decisions(table: pa.Table, dec, cuts: pa.Table, min_doc_chars: int, schemas: dict) -> dict:
+    """One batch: documents of a cluster other than its representative go to removed/; the others
+    lose their near-duplicate paragraphs and go to kept/ (with minhash_cluster_size), or to
+    removed/ if too little is left."""
+    member, rows = _cluster_rows(table, dec)
+    n = table.num_rows
+    size, reason, dup, sim = np.ones(n, np.int64), [None] * n, [None] * n, [None] * n
+    out = {}
+    if rows is not None and rows.num_rows:
+        idx = np.flatnonzero(member)
+        size[idx] = rows.column("size").to_numpy()
+        reps, rep_ids, sims = rows.column("rep").to_numpy(), rows.column("rep_id").to_pylist(), rows.column("similarity").to_pylist()
+        pos = table.column("doc_pos").to_numpy()
+        for k, i in enumerate(idx.tolist()):
+            if reps[k] != pos[i]:
+                reason[i], dup[i], sim[i] = NEAR_DUPLICATE, rep_ids[k], sims[k]
+        in_cluster = table.filter(pa.array(member))
+        out["clusters"] = pa.table({"doc_pos": in_cluster.column("doc_pos"), "id": in_cluster.column("id"),
+                                    "cluster_id": rows.column("component"), "cluster_size": rows.column("size"),
+                                    "representative": rows.column("rep_id"), "similarity": rows.column("similarity")},
+                                   schema=CLUSTER_SCHEMA)
+    text, spans, left = cut_documents(table, cuts)
+    first_dup = spans.column("duplicate_of").to_pylist() if left else []
+    for row, (rest, first_cut) in left.items():
+        if reason[row] is None and len(rest.strip()) < min_doc_chars:
+            reason[row], dup[row] = TOO_SHORT, first_dup[first_cut]
+    table = table.set_column(table.schema.get_field_index("text"), "text", text)
+    gone = pa.array(reason, pa.string()).is_valid()
+    kept = table.append_column("minhash_cluster_size", pa.array(size)).filter(pc.invert(gone))
+    removed = (table.append_column("reason", pa.array(reason, pa.string()))
+               .append_column("duplicate_of", pa.array(dup, pa.string()))
+               .append_column("similarity", pa.array(sim, pa.float64())).filter(gone))
+    out.update({"kept": kept.cast(schemas["kept"]), "removed": removed.cast(schemas["removed"]),
+                "removed_spans": spans})
+    return out
 
 
 class MinHashDedupStage(Stage):
@@ -414,23 +353,26 @@ class MinHashDedupStage(Stage):
         side = side_files(ctx)
         bands, rows = bands_of(cfg)
         with ctx.timed("signatures"):
-            counts = run_pass1(ctx, plan, fingerprint(cfg, bands, rows), side)
+            counts = run_pass1(ctx, plan, fingerprint(cfg, bands, rows, SpanPolicy(ctx.profile.spans)), side)
         sig_dir = ctx.work_dir / "signatures"
         if side.dir("signatures").is_dir():
             shutil.move(str(side.dir("signatures")), str(sig_dir))
         ensure_schema_file(sig_dir, pa.schema(SIGNATURE_FIELDS + [("signature", pa.binary(4 * cfg.num_perm))]))
         with ctx.timed("decide"):
             stats = decide(ctx, plan, side, cfg)
-        ctx.log(f"{stats['candidate_pairs']:,} candidate pairs, {stats['verified_pairs']:,} verified, "
-                f"{stats['clusters']:,} clusters of {stats['docs_in_clusters']:,} documents")
+        for level, s in stats.items():
+            ctx.log(f"{level}: {s['candidate_pairs']:,} candidate pairs, {s['verified_pairs']:,} verified, "
+                    f"{s['clusters']:,} clusters of {s['items_in_clusters']:,}")
         schemas = output_schemas(plan.doc_schema)
         with ctx.timed("apply"):
-            run_pass2(ctx, plan, applier(side, schemas), schemas, ctx.spark.sparkContext.emptyRDD())
+            run_pass2(ctx, plan, applier(side, schemas, cfg.min_doc_chars_after_paragraph_dedup), schemas,
+                      ctx.spark.sparkContext.emptyRDD())
         side.remove()
         stats.update({"bands": bands, "rows": rows, "num_perm": cfg.num_perm,
                       "candidate_threshold": round(cfg.threshold - cfg.candidate_margin, 6)})
-        return StageOutput(written=("kept", "removed", "clusters"), removal_order=(NEAR_DUPLICATE,),
-                           input_counts=counts, stats={"minhash": stats, "report": report(ctx.work_dir, stats)})
+        return StageOutput(written=("kept", "removed", "removed_spans", "clusters"), span_outputs=("removed_spans",),
+                           removal_order=(NEAR_DUPLICATE, "removed_spans", TOO_SHORT), input_counts=counts,
+                           stats={"minhash": stats, "report": report(ctx.work_dir, stats)})
 
 
 def example_pairs(work_dir, n: int = 4, chars: int = 300) -> list:
@@ -441,7 +383,8 @@ def example_pairs(work_dir, n: int = 4, chars: int = 300) -> list:
     files = sorted((work_dir / "removed").glob("*.parquet"))
     rows = []
     for f in files:
-        t = ds.dataset(str(f)).to_table(columns=["id", "text", "duplicate_of", "similarity"])
+        t = ds.dataset(str(f)).to_table(columns=["id", "text", "duplicate_of", "similarity"],
+                                        filter=ds.field("reason") == NEAR_DUPLICATE)
         rows += t.to_pylist()
         if len(rows) >= 50 * n:
             break
@@ -459,7 +402,7 @@ def example_pairs(work_dir, n: int = 4, chars: int = 300) -> list:
 def report(work_dir, stats: dict) -> dict:
     """The report's table of figures, example pairs and cluster-size plot (cluster_sizes.png)."""
     figures = []
-    hist = {int(k): v for k, v in stats["cluster_size_histogram"].items()}
+    hist = {int(k): v for k, v in stats["documents"]["cluster_size_histogram"].items()}
     if hist:
         import matplotlib
         matplotlib.use("Agg")
@@ -476,9 +419,10 @@ def report(work_dir, stats: dict) -> dict:
         fig.savefig(work_dir / "cluster_sizes.png", dpi=110)
         plt.close(fig)
         figures.append({"title": "Near-duplicate cluster sizes", "path": "cluster_sizes.png"})
-    keys = ("bands", "rows", "candidate_threshold", "candidate_pairs", "verified_pairs", "giant_buckets",
-            "components_rounds", "clusters", "docs_in_clusters")
-    tables = [{"title": "MinHash LSH", "columns": ["figure", "value"], "rows": [[k, stats.get(k)] for k in keys]}]
+    keys = ("candidate_pairs", "verified_pairs", "giant_buckets", "components_rounds", "clusters", "items_in_clusters")
+    rows = [[k, stats.get(k), ""] for k in ("bands", "rows", "candidate_threshold")]
+    rows += [[k, stats["documents"][k], stats["paragraphs"][k]] for k in keys]
+    tables = [{"title": "MinHash LSH", "columns": ["figure", "documents", "paragraphs"], "rows": rows}]
     examples = example_pairs(work_dir)
     if examples:
         tables.append({"title": "Example near-duplicates (removed, and the document kept for it)",

@@ -10,7 +10,8 @@ import pytest
 
 from conftest import CORPORA, read_dir, write_jsonl
 from dedup.minhash import choose_bands, jaccard_pairs, permutations, s_curve, signatures
-from dedup.minhash_dedup import STAGE as MINHASH, bucket_pairs, shingle_set
+from dedup.lsh import bucket_pairs, shingle_set
+from dedup.minhash_dedup import STAGE as MINHASH
 from dedup.shingle import ShingleSettings, shingle_hashes, shingle_sets
 from pipeline.config import load_profile
 from pipeline.errors import UserError
@@ -185,3 +186,38 @@ def test_bad_config_is_refused():
         MINHASH.check(cfg)
     with pytest.raises(UserError):
         MINHASH.check(MINHASH.config_class(bands=20, rows=7))
+
+
+BOILERPLATE = ("This newsletter was sent to {name} on {day} March because you subscribed to our mailing list at "
+               "the example website. To stop receiving these messages, follow the unsubscribe link at the bottom of "
+               "this page or write to our support team, who answer every request within two working days and never "
+               "share your address with anyone else. Our postal address is one Main Street in Springfield, and our "
+               "office is open from nine in the morning until five in the afternoon on every working day of the week, "
+               "public holidays excepted, so that you can always reach a person who knows your account.")
+
+
+def test_paragraph_level_near_duplicates(spark, tmp_path):
+    body = lambda i: " ".join(f"topic{i} word{k} of letter {i}" for k in range(30))  # noqa: E731
+    docs = [{"id": f"n{i}", "lang": "en",
+             "text": f"Letter {i}: {body(i)}.\n\n" + BOILERPLATE.format(name=f"reader{i}", day=i + 1)} for i in range(4)]
+    docs.append({"id": "short", "lang": "en", "text": "Hi.\n\n" + BOILERPLATE.format(name="someone", day=9)})
+    code = "\n".join(f"value_{k} = compute_{k}(value_{k - 1}, {k})" for k in range(1, 60))
+    docs.append({"id": "code", "lang": "code", "text": code + "\n\n" + BOILERPLATE.format(name="code", day=7)})
+    write_jsonl(tmp_path / "in" / "d.jsonl", docs)
+    m = run_stage(MINHASH, load_profile(None, []), str(tmp_path / "in"), str(tmp_path / "out"), spark=spark)
+    spans = read_dir(tmp_path / "out" / "removed_spans")
+    assert sorted(s["doc_id"] for s in spans) == ["n1", "n2", "n3", "short"]  # n0 holds the first occurrence
+    by_id = {d["id"]: d["text"] for d in docs}
+    for s in spans:
+        assert s["level"] == "paragraph" and s["reason"] == "near_duplicate" and s["duplicate_of"] == "n0"
+        assert 0.8 <= s["score"] < 1.0
+        assert by_id[s["doc_id"]][s["start"]:s["end"]] == s["text"] and s["text"].startswith("This newsletter")
+    kept = {d["id"]: d["text"] for d in read_dir(tmp_path / "out" / "kept")}
+    assert kept["n0"] == by_id["n0"] and kept["code"] == by_id["code"]  # code is never cut (span policy)
+    assert "newsletter" not in kept["n2"] and kept["n2"].startswith("Letter 2:")
+    removed = {d["id"]: d for d in read_dir(tmp_path / "out" / "removed")}
+    assert removed["short"]["reason"] == "too_short_after_near_dup_paragraphs"
+    assert removed["short"]["duplicate_of"] == "n0"
+    c = m["counts"]
+    assert c["reconciled"] and c["removed_spans"]["by_level"]["paragraph"]["docs"] == 4
+    assert m["stats"]["minhash"]["paragraphs"]["clusters"] == 1
