@@ -18,7 +18,7 @@ CORPORA ?= ../shared/corpora
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: help venv run test fuzz bench bench-exact bench-code
+.PHONY: help venv run test fuzz bench bench-exact bench-code bench-minhash
 
 help:
 	@echo "make run     - install (first time) and run the whole pipeline on $(SAMPLE) into $(OUT)/"
@@ -55,12 +55,20 @@ $(STAGES): venv
 	@test -n "$(IN)" || { echo "usage: make $@ IN=<input> OUT=<output dir>"; exit 2; }
 	$(PY) -m pipeline $@ --config $(STAGE_CONFIG) --input $(IN) --output $(OUT) $(ARGS)
 
-bench: venv bench-exact bench-code bench-tokenize bench-train
+bench: venv bench-exact bench-code bench-minhash bench-tokenize bench-train
 
 bench-exact: venv
 	$(PY) bench/bench_exact.py --corpora $(CORPORA) --out bench/results/exact_dedup.json
 
 # Does kept code still parse after the make-run chain on $(CORPORA)? Per-language span cut shares.
+# MinHash: (a) signature throughput vs datasketch and rensa, accuracy vs an exact-Jaccard ground
+# truth at 0.7/0.8/0.9, (b) the whole stage vs datatrove (peer venv bench/.peer-venv), (c) 1x/2x/4x.
+bench-minhash: venv
+	$(PY) bench/bench_minhash.py --corpora $(CORPORA)
+	$(PY) bench/bench_minhash_accuracy.py --corpora $(CORPORA)
+	$(PY) bench/bench_minhash_peers.py --corpora $(CORPORA)
+	$(PY) bench/bench_minhash_scale.py --corpora $(CORPORA)
+
 bench-code: venv
 	$(PY) bench/bench_code_fidelity.py --corpora $(CORPORA) --config $(CONFIG) --out bench/results/code_fidelity.json
 

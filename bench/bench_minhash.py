@@ -20,7 +20,6 @@ import time
 import unicodedata
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 REPO = Path(__file__).resolve().parent.parent

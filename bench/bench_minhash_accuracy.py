@@ -31,7 +31,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,6 +84,20 @@ def inject(docs: list[dict], per_lang: int, traditional: int, seed: int) -> list
     return out
 
 
+def build_corpus(corpora: Path, inp: Path, per_lang: int = 300, traditional: int = 150, seed: int = 0):
+    """inp/: the corpora's files (linked) and zz_injected.jsonl.gz; returns (files, every document
+    in the order the stage reads them, the injected ones)."""
+    files, docs = load_corpora(corpora)
+    injected = inject(docs, per_lang, traditional, seed)
+    inp.mkdir(parents=True)
+    for f in files:
+        os.symlink(f.resolve(), inp / f.name)
+    with gzip.open(inp / "zz_injected.jsonl.gz", "wt", encoding="utf-8") as fh:
+        for d in injected:
+            fh.write(json.dumps(d, ensure_ascii=False) + "\n")
+    return files, docs + injected, injected  # files are read in name order: zz_injected last
+
+
 def truth(texts: list[str], t: float):
     from bench.jaccard_truth import similar_pairs
     from dedup.shingle import shingle_sets
@@ -111,7 +124,8 @@ def clusters_of(out: Path) -> tuple[dict, set]:
     import pyarrow.parquet as pq
 
     c = pq.read_table(out / "clusters", columns=["id", "cluster_id"])
-    removed = pq.read_table(out / "removed", columns=["id"]).column("id").to_pylist()
+    r = pq.read_table(out / "removed", columns=["id", "reason"])
+    removed = [i for i, why in zip(r.column("id").to_pylist(), r.column("reason").to_pylist()) if why == "near_duplicate"]
     return dict(zip(c.column("id").to_pylist(), c.column("cluster_id").to_pylist())), set(removed)
 
 
@@ -163,17 +177,9 @@ def main():
     ap.add_argument("--thresholds", default="0.7,0.8,0.9")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    files, docs = load_corpora(Path(args.corpora))
-    injected = inject(docs, args.per_lang, args.traditional, args.seed)
     work = Path(tempfile.mkdtemp(prefix="bench-minhash-acc-"))
+    files, docs, injected = build_corpus(Path(args.corpora), work / "in", args.per_lang, args.traditional, args.seed)
     inp = work / "in"
-    inp.mkdir()
-    for f in files:
-        os.symlink(f.resolve(), inp / f.name)
-    with gzip.open(inp / "zz_injected.jsonl.gz", "wt", encoding="utf-8") as fh:
-        for d in injected:
-            fh.write(json.dumps(d, ensure_ascii=False) + "\n")
-    docs += injected  # the stage reads the files in name order: the originals, then zz_injected
     ids, langs = [d["id"] for d in docs], [d["lang"] if d["lang"] in LANGS else "other" for d in docs]
     kinds = [_kind(d) for d in docs]
     t0 = time.time()

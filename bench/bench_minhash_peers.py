@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.bench_minhash_accuracy import LANGS, clusters_of, inject, load_corpora, run_stage, scores, truth  # noqa: E402
+from bench.bench_minhash_accuracy import LANGS, build_corpus, clusters_of, run_stage, scores, truth  # noqa: E402
 
 PEER_VENV = REPO / "bench" / ".peer-venv"
 PEER_PINS = ["datatrove==0.10.1", "spacy==3.8.18", "jieba==0.42.1", "regex==2026.11.19", "tokenizers==0.23.3",
@@ -91,17 +91,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     py = peer_python()
-    files, docs = load_corpora(Path(args.corpora))
-    injected = inject(docs, 300, 150, 0)
     work = Path(tempfile.mkdtemp(prefix="bench-minhash-peers-"))
     inp = work / "in"
-    inp.mkdir()
-    for f in files:
-        os.symlink(f.resolve(), inp / f.name)
-    with gzip.open(inp / "zz_injected.jsonl.gz", "wt", encoding="utf-8") as fh:
-        for d in injected:
-            fh.write(json.dumps(d, ensure_ascii=False) + "\n")
-    docs += injected
+    _, docs, _ = build_corpus(Path(args.corpora), inp)
     write_shards(docs, work / "shards")
     text_mb = sum(len(d["text"].encode("utf-8")) for d in docs) / 1e6
     ids, langs = [d["id"] for d in docs], [d["lang"] if d["lang"] in LANGS else "other" for d in docs]

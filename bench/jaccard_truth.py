@@ -38,7 +38,7 @@ def _pairs_in_groups(starts, ends, docs, sizes, t):
 
 
 @numba.njit(cache=True)
-def _jaccard(values, offsets, a, b):
+def _jaccard(values, offsets, a, b):  # its own merge, not the stage's kernel: the truth must not share what it checks
     out = np.empty(len(a), np.float64)
     for k in range(len(a)):
         x = values[offsets[a[k]]:offsets[a[k] + 1]]

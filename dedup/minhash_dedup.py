@@ -45,7 +45,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dedup.lsh import cluster_items, frame, materialized
+from dedup.lsh import cluster_items, frame
 from dedup.minhash import band_keys, choose_bands, permutations, signatures
 from dedup.shingle import ShingleSettings, shingle_hashes
 from pipeline.errors import UserError
@@ -257,7 +257,6 @@ def decide(ctx, plan, side, cfg) -> dict:
     docs_df = frame(ctx.spark, side, "docs")
     if docs_df is None:
         return {"documents": cluster_items_stats(), "paragraphs": cluster_items_stats()}
-    docs_df = materialized(ctx.spark, side, "docs_all", docs_df)
     stats, removed = decide_documents(ctx, plan, side, cfg, docs_df)
     par = decide_paragraphs(ctx, plan, side, cfg, docs_df, removed) if cfg.paragraph else cluster_items_stats()
     return {"documents": stats, "paragraphs": par}

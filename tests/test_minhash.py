@@ -119,7 +119,8 @@ def corpus(tmp_path_factory):
     import opencc
     docs.append({"id": "zh-traditional", "text": opencc.OpenCC("s2t").convert(simp), "lang": "zh"})
     dups["zh-traditional"] = "zh0"
-    docs += [{"id": "tiny", "text": "word", "lang": "en"}, {"id": "tiny2", "text": "word", "lang": "en"}]
+    docs += [{"id": "tiny", "text": "word", "lang": "en"}, {"id": "tiny2", "text": "word", "lang": "en"},
+             {"id": "no-tokens", "text": "!!! ... ???", "lang": "en"}, {"id": "no-tokens2", "text": "--- ...", "lang": "en"}]
     dups["tiny2"] = "tiny"
     tmp = tmp_path_factory.mktemp("minhash")
     write_jsonl(tmp / "in" / "docs.jsonl", docs)
