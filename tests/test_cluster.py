@@ -105,7 +105,7 @@ def test_standalone_cluster_matches_local(tmp_path, spark):
         for fa, fb in zip(a, b):
             assert fa.read_bytes() == fb.read_bytes(), (sub, fa.name)  # the bytes, not only the rows
     mh = json.loads((tmp_path / "mh_cluster" / "_manifest.json").read_text())
-    assert mh["spark"]["master"] == master_url and mh["stats"]["minhash"]["clusters"] >= 8
+    assert mh["spark"]["master"] == master_url and mh["stats"]["minhash"]["documents"]["clusters"] >= 8
     for sub in ("kept", "removed", "clusters", "signatures"):
         a = sorted((tmp_path / "mh_local" / sub).glob("*.parquet"))
         b = sorted((tmp_path / "mh_cluster" / sub).glob("*.parquet"))
