@@ -18,8 +18,8 @@ per-text offsets. What a shingle is:
 
 Tokens and shingles are hashed inside one compiled kernel (numba) that walks the UTF-8 bytes of
 the batch: no Python object per token. A token hashes its code points (FNV-1a, then splitmix64's
-finaliser); a shingle chains its tokens' hashes through the finaliser, so its hash depends on the
-order of its tokens.
+finaliser); a shingle sums its tokens' hashes times an odd multiplier per position (so order
+matters) and goes through the finaliser once.
 """
 from __future__ import annotations
 
@@ -122,9 +122,12 @@ def _fmix(x):
 @numba.njit(cache=True)
 def _shingle_kernel(data, offsets, cls, fold, n):
     n_texts = len(offsets) - 1
+    longest = 0
+    for t in range(n_texts):
+        longest = max(longest, offsets[t + 1] - offsets[t])
     out = np.empty(len(data) + n_texts, np.uint64)  # a text never has more tokens than bytes
     out_offsets = np.zeros(n_texts + 1, np.int64)
-    tokens = np.empty(len(data) + 1, np.uint64)
+    tokens = np.empty(longest + 1, np.uint64)  # one text's tokens at a time
     fnv_offset, fnv_prime = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
     k = 0
     for t in range(n_texts):
@@ -160,10 +163,10 @@ def _shingle_kernel(data, offsets, cls, fold, n):
         if n_tok > 0:
             width = min(n, n_tok)
             for s in range(n_tok - width + 1):
-                x = np.uint64(width)
-                for j in range(width):
-                    x = _fmix(x ^ tokens[s + j])
-                out[k] = x
+                x = np.uint64(width) * np.uint64(0x9E3779B97F4A7C15)
+                for j in range(width):  # a different odd multiplier per position: order matters
+                    x += tokens[s + j] * (np.uint64(2 * j + 1) * np.uint64(0xD6E8FEB86659FD93))
+                out[k] = _fmix(x)
                 k += 1
         out_offsets[t + 1] = k
     return out[:k].copy(), out_offsets
