@@ -31,6 +31,7 @@ def main():
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "minhash_scale.json"))
     ap.add_argument("--sizes", default="1,2,4")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], help="a profile override for the stage (repeatable)")
     args = ap.parse_args()
     files = sorted(Path(args.corpora).glob("*.jsonl.gz"))
     work = Path(tempfile.mkdtemp(prefix="bench-minhash-scale-"))
@@ -48,7 +49,8 @@ def main():
         for k in sizes:
             out = work / f"out{k}"
             wall, peak, r = run_measured([sys.executable, "-m", "pipeline", "minhash-dedup", "--input",
-                                          str(work / f"in{k}"), "--output", str(out), "--overwrite"], env)
+                                          str(work / f"in{k}"), "--output", str(out), "--overwrite",
+                                          *sum((["--set", o] for o in args.set), [])], env)
             if r.returncode != 0:
                 raise SystemExit(f"minhash-dedup failed at {k}x:\n{r.stderr[-3000:]}")
             m = json.loads((out / "_manifest.json").read_text())
@@ -64,7 +66,8 @@ def main():
             shutil.rmtree(out, ignore_errors=True)
     base_chars = statistics.median(r["chars"] for r in runs[sizes[0]])
     result = {"what": "minhash-dedup at 1x/2x/4x of ../shared/corpora (files linked k times), stage time "
-                      "without Spark start-up, peak RSS of the process tree", "cores": cores, "sizes": {}}
+                      "without Spark start-up, peak RSS of the process tree", "cores": cores, "overrides": args.set,
+              "sizes": {}}
     for k in sizes:
         s = statistics.median(r["stage_s"] for r in runs[k])
         chars = runs[k][0]["chars"]
