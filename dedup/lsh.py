@@ -65,6 +65,9 @@ def bucket_pairs(band: np.ndarray, key: np.ndarray, node: np.ndarray, max_bucket
 
 
 PAIR_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("giant_buckets", pa.int64())])
+# A task groups about this many band rows at most (~50 MB of numpy work), however large the
+# corpus: the number of tasks grows with the input instead of each task's memory.
+BAND_ROWS_PER_TASK = 2_000_000
 
 
 def candidate_pairs(spark, bands_df, max_bucket: int):
@@ -83,8 +86,8 @@ def candidate_pairs(spark, bands_df, max_bucket: int):
                                          schema=PAIR_SCHEMA)
         yield pa.RecordBatch.from_arrays([pa.array([-1]), pa.array([-1]), pa.array([giant])], schema=PAIR_SCHEMA)
 
-    rows = bands_df.repartition(2 * spark.sparkContext.defaultParallelism, "key").mapInArrow(
-        run, from_arrow_schema(PAIR_SCHEMA))
+    n_parts = max(2 * spark.sparkContext.defaultParallelism, -(-bands_df.count() // BAND_ROWS_PER_TASK))
+    rows = bands_df.repartition(n_parts, "key").mapInArrow(run, from_arrow_schema(PAIR_SCHEMA))
     return rows.where(F.col("a") >= 0).select("a", "b").distinct().unionByName(
         rows.where(F.col("a") < 0).groupBy("a", "b").agg(F.sum("giant_buckets").alias("giant_buckets")),
         allowMissingColumns=True)
