@@ -173,12 +173,13 @@ def test_edge_corpora_reconcile(case, spark, tmp_path):
     else:  # one long shingle in every document, and a 1 MB document
         docs = [{"id": f"d{i}", "text": base + " " + " ".join(str(i * 97 + k) for k in range(60))} for i in range(30)]
         docs.append({"id": "big", "text": " ".join(str(k) for k in range(180_000))})
+    docs.append({"id": "empty", "text": ""})  # quarantined by the reader (empty_text), still counted
     write_jsonl(tmp_path / "in" / "d.jsonl", docs)
     m = run_stage(MINHASH, load_profile(None, []), str(tmp_path / "in"), str(tmp_path / "out"), spark=spark)
     c = m["counts"]
-    assert c["reconciled"]
+    assert c["reconciled"] and c["quarantined"]["by_reason"]["empty_text"]["docs"] == 1
     removed = {"identical": 29, "no_duplicates": 0, "shared_shingle": 0}[case]
-    assert c["removed"]["docs"] == removed and c["kept"]["docs"] == len(docs) - removed
+    assert c["removed"]["docs"] == removed and c["kept"]["docs"] == len(docs) - 1 - removed
 
 
 def test_bad_config_is_refused():
