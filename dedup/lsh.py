@@ -23,7 +23,7 @@ from dedup.minhash import jaccard_pairs
 from dedup.shingle import ShingleSettings, shingle_hashes
 from pipeline.components import connected_components
 from pipeline.readers import light_tasks
-from pipeline.twopass import _documents
+from pipeline.twopass import unit_documents
 
 
 @dataclass
@@ -113,7 +113,7 @@ def _unit_sets(plan, side, unit: int, need: pa.Table, settings: ShingleSettings)
     """The shingle sets of a unit's needed items (need: node, doc_pos, start, end)."""
     need = need.sort_by("doc_pos")
     wanted = pc.unique(need.column("doc_pos"))
-    for docs in _documents(plan, unit, side):
+    for docs in unit_documents(plan, unit, side):
         docs = docs.filter(pc.is_in(docs.column("doc_pos"), value_set=wanted))
         if docs.num_rows == 0:
             continue

@@ -55,7 +55,7 @@ from pipeline.spanpolicy import PARAGRAPH, SpanPolicy, candidate_spans
 from pipeline.spans import REMOVED_SPAN_SCHEMA, choose_outermost, cut_documents, cuts_table
 from pipeline.stage import Stage, StageOutput
 from pipeline.taskfiles import ensure_schema_file, write_part
-from pipeline.twopass import _attempt, run_pass1, run_pass2, side_files
+from pipeline.twopass import run_pass1, run_pass2, side_files, task_attempt
 
 NEAR_DUPLICATE = "near_duplicate"
 TOO_SHORT = "too_short_after_near_dup_paragraphs"
@@ -191,7 +191,7 @@ def write_by_unit(spark, side, name: str, rows, sort: list) -> None:
         batches = list(batches)
         t = pa.Table.from_batches(batches) if batches else None
         if t is not None and t.num_rows:
-            attempt = _attempt()
+            attempt = task_attempt()
             units = t.column("unit").to_numpy()
             for u in np.unique(units).tolist():
                 write_part(directory, u, attempt, t.filter(pa.array(units == u)).drop_columns(["unit"]).sort_by(

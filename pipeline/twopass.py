@@ -63,7 +63,7 @@ def side_files(ctx) -> Side:
     return Side(str(ctx.work_dir / SIDE_DIR))
 
 
-def _attempt() -> int:
+def task_attempt() -> int:
     from pyspark import TaskContext
 
     return TaskContext.get().taskAttemptId()
@@ -107,9 +107,10 @@ def _staged_path(side: Side, unit: int) -> Path:
     return side.dir(STAGED) / f"part-{unit:05d}.arrow"
 
 
-def _documents(plan, unit: int, side: Side):
-    """Pass 2's documents of a unit: pass 1's parsed copy if it kept one, else the input again
-    (also for a retried task that finds the copy already gone)."""
+def unit_documents(plan, unit: int, side: Side):
+    """A unit's documents for any pass after the first (pass 2, a re-read of candidates): pass 1's
+    parsed copy if it kept one, else the input again (also for a retried task that finds the copy
+    already gone)."""
     staged = _staged_path(side, unit)
     if staged.is_file():
         with pa.OSFile(str(staged)) as source:
@@ -142,7 +143,7 @@ def pass1_tasks(ctx, plan, make_fingerprint, side: Side, then: "Decision | None"
     n_parts = _shuffle_partitions(ctx.spark)
 
     def run(unit_numbers):
-        attempt = _attempt()
+        attempt = task_attempt()
         for u in unit_numbers:
             _pass1_unit(plan, u, attempt, make_fingerprint(u), side, quarantine_dir, stage_jsonl)
             if then is not None:
@@ -268,7 +269,7 @@ def decide(ctx, plan, side: Side, decisions: list, ids_of_unit, first_pairs=None
         nxt = decisions[i + 1] if i + 1 < len(decisions) else None
 
         def after(index, pairs, step=step, nxt=nxt):  # per unit: write the decisions, start the next step
-            attempt = _attempt()
+            attempt = task_attempt()
             got = dict(tables_by_key(pairs))
             for u in range(index, n_units, n_light):  # the units exchange() sent to this partition
                 if u in got:
@@ -323,13 +324,13 @@ def run_pass2(ctx, plan, make_applier, outputs: dict, id_answers) -> None:
     order = largest_first(plan)
 
     def run(index, pairs):
-        attempt = _attempt()
+        attempt = task_attempt()
         u = order[index]
         answers = from_blobs(b for _, b in pairs)
         ids = dict(zip(*(answers.column(c).to_pylist() for c in ("first_doc_pos", "id")))) if answers else {}
         apply = make_applier(u, ids)
         writers = {name: PartWriter(Path(work) / name, u, attempt, schema) for name, schema in outputs.items()}
-        for docs in _documents(plan, u, side):
+        for docs in unit_documents(plan, u, side):
             for name, table in apply(docs).items():
                 writers[name].write(table)
         for w in writers.values():
