@@ -152,10 +152,10 @@ def fingerprint(cfg, bands: int, rows: int, policy: SpanPolicy):
                    "signatures": pa.table({"doc_pos": pos, "id": docs.column("id"), "n_shingles": n_sh,
                                            "signature": sig_col})}
             if cfg.paragraph:
-                out.update(paragraph_items(docs, unit, n_items, signed, band_rows))
+                out.update(paragraph_items(docs))
             return out
 
-        def paragraph_items(docs, unit, n_items, signed, band_rows) -> dict:
+        def paragraph_items(docs) -> dict:
             texts, langs = docs.column("text").to_pylist(), docs.column("lang").to_pylist()
             item_pos, starts, ends, pieces = [], [], [], []
             for text, lang, p in zip(texts, langs, docs.column("doc_pos").to_pylist()):

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 
 from pipeline.errors import UserError
-from pipeline.segment import segment
+from pipeline.segment import paragraphs, segment
 
 PARAGRAPH, SENTENCE, HEADER = "paragraph", "sentence", "header"
 PROSE_LEVELS = (PARAGRAPH, SENTENCE)
@@ -83,13 +83,15 @@ def candidate_spans(text: str, levels: frozenset) -> list[tuple[str, int, int]]:
         end = header_comment_end(text)
         if end:
             out.append((HEADER, 0, end))
-    if PARAGRAPH in levels or SENTENCE in levels:
-        paras, sents = segment(text)
-        for (ps, pe), pieces in zip(paras, sents):
-            if PARAGRAPH in levels:
-                out.append((PARAGRAPH, ps, pe))
-            if SENTENCE in levels:
-                out.extend((SENTENCE, ss, se) for ss, se in pieces)
+    if SENTENCE not in levels:  # paragraphs alone: no sentence splitting (most of segment's cost)
+        if PARAGRAPH in levels:
+            out.extend((PARAGRAPH, ps, pe) for ps, pe in paragraphs(text))
+        return out
+    paras, sents = segment(text)
+    for (ps, pe), pieces in zip(paras, sents):
+        if PARAGRAPH in levels:
+            out.append((PARAGRAPH, ps, pe))
+        out.extend((SENTENCE, ss, se) for ss, se in pieces)
     return out
 
 
