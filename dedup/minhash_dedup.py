@@ -45,17 +45,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dedup.lsh import cluster_items, frame
+from dedup.lsh import cluster_items
 from dedup.minhash import band_keys, choose_bands, permutations, signatures
 from dedup.shingle import ShingleSettings, shingle_hashes
 from pipeline.errors import UserError
-from pipeline.readers import light_tasks
 from pipeline.schema import removed_schema
 from pipeline.spanpolicy import PARAGRAPH, SpanPolicy, candidate_spans
 from pipeline.spans import REMOVED_SPAN_SCHEMA, choose_outermost, cut_documents, cuts_table
 from pipeline.stage import Stage, StageOutput
-from pipeline.taskfiles import ensure_schema_file, write_part
-from pipeline.twopass import run_pass1, run_pass2, side_files, task_attempt
+from pipeline.taskfiles import ensure_schema_file
+from pipeline.twopass import decision_rows, frame, run_pass1, run_pass2, side_files, write_by_unit
 
 NEAR_DUPLICATE = "near_duplicate"
 TOO_SHORT = "too_short_after_near_dup_paragraphs"
@@ -181,27 +180,6 @@ def fingerprint(cfg, bands: int, rows: int, policy: SpanPolicy):
     return make
 
 
-def write_by_unit(spark, side, name: str, rows, sort: list) -> None:
-    """A DataFrame with a `unit` column -> side file `name`, one part per unit (sorted by `sort`)."""
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    directory = str(side.dir(name))
-
-    def run(batches):
-        batches = list(batches)
-        t = pa.Table.from_batches(batches) if batches else None
-        if t is not None and t.num_rows:
-            attempt = task_attempt()
-            units = t.column("unit").to_numpy()
-            for u in np.unique(units).tolist():
-                write_part(directory, u, attempt, t.filter(pa.array(units == u)).drop_columns(["unit"]).sort_by(
-                    [(c, "ascending") for c in sort]))
-        yield pa.RecordBatch.from_pydict({"n": [t.num_rows if t is not None else 0]})
-
-    rows.repartition(light_tasks(spark), "unit").mapInArrow(
-        run, from_arrow_schema(pa.schema([("n", pa.int64())]))).collect()
-
-
 def decide_documents(ctx, plan, side, cfg, docs_df) -> tuple:
     """Document-level clusters -> side file `decisions` (doc_pos, component, size, rep, rep_id,
     similarity per unit); returns (stats, DataFrame of the removed doc_pos, or None)."""
@@ -288,22 +266,11 @@ def applier(side, schemas: dict, min_doc_chars: int):
     return make
 
 
-def _cluster_rows(table: pa.Table, dec: pa.Table | None) -> tuple[np.ndarray, pa.Table | None]:
-    """(member mask over the table's rows, the decision row of each member) for a batch."""
-    p = table.column("doc_pos").to_numpy()
-    if dec is None or dec.num_rows == 0:
-        return np.zeros(len(p), bool), None
-    pos = dec.column("doc_pos").to_numpy()
-    at = np.minimum(np.searchsorted(pos, p), len(pos) - 1)
-    member = pos[at] == p
-    return member, dec.take(pa.array(at[member]))
-
-
 def apply_decisions(table: pa.Table, dec, cuts: pa.Table, min_doc_chars: int, schemas: dict) -> dict:
     """One batch: documents of a cluster other than its representative go to removed/; the others
     lose their near-duplicate paragraphs and go to kept/ (with minhash_cluster_size), or to
     removed/ if too little is left."""
-    member, rows = _cluster_rows(table, dec)
+    member, rows = decision_rows(table, dec)
     n = table.num_rows
     size, reason, dup, sim = np.ones(n, np.int64), [None] * n, [None] * n, [None] * n
     out = {}

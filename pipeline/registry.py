@@ -9,6 +9,7 @@ from __future__ import annotations
 STAGES = {
     "exact-dedup": "dedup.exact:STAGE",
     "minhash-dedup": "dedup.minhash_dedup:STAGE",
+    "semantic-dedup": "dedup.semantic_dedup:STAGE",
     "train-tokenizer": "tokenizer_training.stage:TRAIN_TOKENIZER_STAGE",
     "tokenize": "tokenizer_training.stage:TOKENIZE_STAGE",
 }

