@@ -19,7 +19,6 @@ import argparse
 import gzip
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -134,6 +133,62 @@ def stage_run(corpora: Path) -> dict:
                 "by_backend": sem["levels"]["document"]["by_backend"], "accuracy": stage_accuracy(out, labels)}
 
 
+def levels_at_defaults(corpora: Path, cache_dir: Path) -> dict:
+    """Precision and recall per language and level of the stage's own within-cluster code
+    (dedup.semantic.cluster_pairs at the stage's default values, both rules; one cluster: the sets
+    are smaller than target_cluster_size), on the labelled sets of every level, embedded by the
+    stage's backend for the language (vectors cached by bench/semantic_calibrate.py)."""
+    from bench.semantic_calibrate import embed
+    from bench.semantic_eval_data import build
+    from dedup.semantic_dedup import LEVELS, SemanticDedupConfig, rule_of
+
+    cfg = SemanticDedupConfig()
+    out = {}
+    units = build(corpora)
+    for lang in ("en", "zh"):
+        backend = cfg.backend_by_lang.get(lang, cfg.default_backend)
+        for level, name in zip(LEVELS, ("documents", "paragraphs", "sentences")):
+            us = sorted((u for u in units if u["lang"] == lang and u["level"] == name), key=lambda u: u["uid"])
+            if not us:
+                continue
+            x, _ = embed([u["text"] for u in us], backend, cfg.long_text, cache_dir)
+            for rule_name in ("margin", "threshold"):
+                cfg.rule = rule_name
+                got = out[f"{lang}/{level}/{rule_name}"] = score_level(us, x, rule_of(cfg, backend, level), cfg)
+                print(f"  {lang}/{level:9s} {backend:22s} {rule_name:9s} P={got['precision']} R={got['recall']}")
+    return out
+
+
+def score_level(us: list, x: np.ndarray, rule, cfg) -> dict:
+    """Duplicate groups of one labelled set by cluster_pairs, scored: every member of a group but
+    the first (corpus order) is removed; a removal is right when its group holds another unit of
+    its labelled group; recall counts the labelled copies caught (all but one per labelled group
+    should go)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from dedup.semantic import cluster_pairs
+
+    a, b, _, _ = cluster_pairs(x, rule, cfg.exact_limit, cfg.nprobe, cfg.seed)
+    n = len(us)
+    _, comp = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False)
+    groups = np.array([u["group"] for u in us])
+    members: dict = {}
+    for i in range(n):
+        members.setdefault(comp[i], []).append(i)
+    removed = [i for m in members.values() for i in m[1:]]  # members are in corpus order
+    right = sum(any(groups[j] == groups[i] for j in members[comp[i]] if j != i) for i in removed)
+    should = caught = 0
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        should += len(idx) - 1
+        caught += len(idx) - len(np.unique(comp[idx]))  # copies that share a group with another copy
+    return {"rule": rule.rule, "eps": rule.eps, "floor": rule.floor, "margin": rule.margin, "k": rule.k,
+            "sure": rule.sure, "units": n, "removed": len(removed), "should_remove": int(should),
+            "precision": round(right / len(removed), 4) if removed else None,
+            "recall": round(caught / should, 4) if should else None}
+
+
 def synthetic_cluster(n: int, dim: int = 384, seed: int = 0) -> np.ndarray:
     """One k-means-cluster-like set: unit vectors around a centre (cosine ~0.6 to it, ~0.35 to each
     other), 10% of them near-copies (cosine ~0.98) of others."""
@@ -172,17 +227,28 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpora", type=Path, default=REPO.parent / "shared" / "corpora")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "semantic.json")
+    ap.add_argument("--cache-dir", type=Path, default=Path("/tmp/semantic_calibration_cache"))
+    ap.add_argument("--skip", default="", help="comma-separated parts to skip: throughput, levels, stage, within")
     args = ap.parse_args()
     res = {"what": "semantic-dedup: embedding throughput, the stage on the labelled document set, within-cluster scaling",
            "cores": os.cpu_count()}
-    print("embedding throughput (one core)")
-    res["embedding_throughput"] = throughput(args.corpora)
-    print("the stage on the labelled documents")
-    res["stage"] = stage_run(args.corpora)
-    print(f"  stage {res['stage']['stage_s']} s, not forward pass {res['stage']['share_not_forward_pass']:.1%}, "
-          f"peak {res['stage']['peak_memory_mb']} MB, accuracy {res['stage']['accuracy']}")
-    print("within-cluster step")
-    res["within_cluster"] = within_cluster_scaling()
+    skip = set(args.skip.split(","))
+    if args.out.is_file():  # parts skipped keep their last figures
+        res = {**json.loads(args.out.read_text()), **res}
+    if "levels" not in skip:
+        print("precision / recall per level at the stage's defaults")
+        res["levels_at_defaults"] = levels_at_defaults(args.corpora, args.cache_dir)
+    if "throughput" not in skip:
+        print("embedding throughput (one core)")
+        res["embedding_throughput"] = throughput(args.corpora)
+    if "stage" not in skip:
+        print("the stage on the labelled documents")
+        res["stage"] = stage_run(args.corpora)
+        print(f"  stage {res['stage']['stage_s']} s, not forward pass {res['stage']['share_not_forward_pass']:.1%}, "
+              f"peak {res['stage']['peak_memory_mb']} MB, accuracy {res['stage']['accuracy']}")
+    if "within" not in skip:
+        print("within-cluster step")
+        res["within_cluster"] = within_cluster_scaling()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=1) + "\n")
     print(f"-> {args.out}")
