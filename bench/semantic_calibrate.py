@@ -390,6 +390,77 @@ def table(results: dict, joint: dict) -> str:
     return "\n".join(lines)
 
 
+def run_sets(sets: dict, wanted: set, cache_dir) -> tuple:
+    """Embed and score every (backend, long_text, lang, level) set: (results, grids, timings, extra)."""
+    results, grids, timings, extra = {}, {}, {}, {}
+    for backend, long_text, lang, levels in RUNS:
+        if wanted and f"{backend}/{long_text}/{lang}" not in wanted:
+            continue
+        for level in levels:
+            us = sets[(lang, level)]
+            key = f"{backend}/{long_text}/{lang}/{level}"
+            vecs, info = embed([u["text"] for u in us], backend, long_text, cache_dir)
+            timings[key] = info
+            t0 = time.perf_counter()
+            res, thr, margin = evaluate(us, vecs)
+            info["scoring_seconds"] = round(time.perf_counter() - t0, 2)
+            results[key] = res
+            grids[key] = (thr, margin)
+            print(f"{key}: {len(us)} units, embed {info['seconds']}s ({info['embedded']} new), "
+                  f"score {info['scoring_seconds']}s", flush=True)
+            if backend == "sentence-transformers" and level == "documents" and long_text == "truncate":
+                extra["en_documents_over_256_tokens"] = over_limit([u["text"] for u in us], backend)
+    return results, grids, timings, extra
+
+
+def joint_choices(grids: dict) -> dict:
+    """e5 serves en and zh: one choice for both, per level."""
+    joint = {}
+    for level in sed.LEVELS:
+        ks = [f"e5/truncate/{lang}/{level}" for lang in ("en", "zh")]
+        if all(k in grids for k in ks):
+            joint[f"e5/{level}/en+zh"] = {
+                "threshold": choose([grids[k][0] for k in ks], ["eps"]),
+                "margin": {form: choose_margin(None, form, [grids[k][1] for k in ks]) for form in FORMS},
+            }
+    return joint
+
+
+def long_text_comparison(results: dict) -> dict:
+    """MiniLM on English documents: truncate against mean of chunks."""
+    lt = {}
+    for k in ("sentence-transformers/truncate/en/documents", "sentence-transformers/mean/en/documents"):
+        if k in results:
+            r = results[k]
+            lt[k.split("/")[1]] = {"threshold_best": r["threshold"]["best"],
+                                   "threshold_recommended": r["threshold"]["recommended"],
+                                   "threshold_passing_points": r["threshold"]["passing_points"],
+                                   "margin_diff_best": r["margin"]["diff"]["best"],
+                                   "margin_diff_recommended": r["margin"]["diff"]["recommended"],
+                                   "cos_true_pairs": r["diagnostics"]["cos_true_pairs"],
+                                   "max_cos_to_other_group": r["diagnostics"]["max_cos_to_other_group"]}
+    return lt
+
+
+def recommended_defaults(results: dict, joint: dict) -> dict:
+    defaults: dict = defaultdict(dict)  # per backend and level; e5: the joint en+zh choice
+    keep = ("k", "eps", "floor", "margin", "eps_passing_range", "floor_passing_range", "margin_passing_range",
+            "depth_steps", "precision", "recall", "pair_precision", "pair_recall", "per_grid")
+    pick = lambda rec: None if rec is None else {a: v for a, v in rec.items() if a in keep}
+    for level in sed.LEVELS:
+        st = results.get(f"sentence-transformers/truncate/en/{level}")
+        if st:
+            defaults["sentence-transformers (en)"][level] = {
+                "threshold": pick(st["threshold"]["recommended"]),
+                **{f"margin_{f}": pick(st["margin"][f]["recommended"]) for f in FORMS}}
+        jt = joint.get(f"e5/{level}/en+zh")
+        if jt:
+            defaults["e5 (en+zh jointly; per_grid = [en, zh])"][level] = {
+                "threshold": pick(jt["threshold"]["recommended"]),
+                **{f"margin_{f}": pick(jt["margin"][f]["recommended"]) for f in FORMS}}
+    return defaults
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpora", type=Path, default=sed.CORPORA)
@@ -414,58 +485,10 @@ def main(argv=None) -> int:
     if a.limit:
         sets = {k: v[:a.limit] for k, v in sets.items()}
     cache_dir = None if a.no_cache else a.cache_dir
-    results, grids, timings, extra = {}, {}, {}, {}
-    for backend, long_text, lang, levels in RUNS:
-        if wanted and f"{backend}/{long_text}/{lang}" not in wanted:
-            continue
-        for level in levels:
-            us = sets[(lang, level)]
-            key = f"{backend}/{long_text}/{lang}/{level}"
-            vecs, info = embed([u["text"] for u in us], backend, long_text, cache_dir)
-            timings[key] = info
-            t0 = time.perf_counter()
-            res, thr, margin = evaluate(us, vecs)
-            info["scoring_seconds"] = round(time.perf_counter() - t0, 2)
-            results[key] = res
-            grids[key] = (thr, margin)
-            print(f"{key}: {len(us)} units, embed {info['seconds']}s ({info['embedded']} new), "
-                  f"score {info['scoring_seconds']}s", flush=True)
-            if backend == "sentence-transformers" and level == "documents" and long_text == "truncate":
-                extra["en_documents_over_256_tokens"] = over_limit([u["text"] for u in us], backend)
-    joint = {}
-    for level in sed.LEVELS:  # e5 serves en and zh: one default for both
-        ks = [f"e5/truncate/{lang}/{level}" for lang in ("en", "zh")]
-        if all(k in grids for k in ks):
-            joint[f"e5/{level}/en+zh"] = {
-                "threshold": choose([grids[k][0] for k in ks], ["eps"]),
-                "margin": {form: choose_margin(None, form, [grids[k][1] for k in ks]) for form in FORMS},
-            }
-    lt = {}
-    for k in ("sentence-transformers/truncate/en/documents", "sentence-transformers/mean/en/documents"):
-        if k in results:
-            r = results[k]
-            lt[k.split("/")[1]] = {"threshold_best": r["threshold"]["best"],
-                                   "threshold_recommended": r["threshold"]["recommended"],
-                                   "threshold_passing_points": r["threshold"]["passing_points"],
-                                   "margin_diff_best": r["margin"]["diff"]["best"],
-                                   "margin_diff_recommended": r["margin"]["diff"]["recommended"],
-                                   "cos_true_pairs": r["diagnostics"]["cos_true_pairs"],
-                                   "max_cos_to_other_group": r["diagnostics"]["max_cos_to_other_group"]}
-    defaults: dict = defaultdict(dict)  # per backend and level; e5: the joint en+zh choice
-    keep = ("k", "eps", "floor", "margin", "eps_passing_range", "floor_passing_range", "margin_passing_range",
-            "depth_steps", "precision", "recall", "pair_precision", "pair_recall", "per_grid")
-    pick = lambda rec: None if rec is None else {a: v for a, v in rec.items() if a in keep}
-    for level in sed.LEVELS:
-        st = results.get(f"sentence-transformers/truncate/en/{level}")
-        if st:
-            defaults["sentence-transformers (en)"][level] = {
-                "threshold": pick(st["threshold"]["recommended"]),
-                **{f"margin_{f}": pick(st["margin"][f]["recommended"]) for f in FORMS}}
-        jt = joint.get(f"e5/{level}/en+zh")
-        if jt:
-            defaults["e5 (en+zh jointly; per_grid = [en, zh])"][level] = {
-                "threshold": pick(jt["threshold"]["recommended"]),
-                **{f"margin_{f}": pick(jt["margin"][f]["recommended"]) for f in FORMS}}
+    results, grids, timings, extra = run_sets(sets, wanted, cache_dir)
+    joint = joint_choices(grids)
+    lt = long_text_comparison(results)
+    defaults = recommended_defaults(results, joint)
     total = time.perf_counter() - t_start
     sizes = sed.summary([u for v in sets.values() for u in v])
     out = {

@@ -710,18 +710,38 @@ def vocab_of(cands: dict[str, list[str]], lang: str) -> list[str]:
     return sorted(w for w, c in words.items() if c >= 3)
 
 
+def cached_docs(fname: str, corpora: Path, seed: int, file_cache: dict | None):
+    if file_cache is not None and fname in file_cache:
+        return file_cache[fname]
+    docs = file_docs(fname, corpora, seed)
+    if file_cache is not None:
+        file_cache[fname] = docs
+    return docs
+
+
+def make_variants(text: str, lang: str, level: str, fname: str, did: str, seed: int, n: int,
+                  vocab: list[str]) -> list[tuple[str, list[str]]]:
+    """Up to n distinct paraphrase-like variants (text, ops) of a source unit, each seeded."""
+    hant = lang == "zh" and fname == "zh_wiki_drcd_traditional"
+    variants: list = []
+    for v in range(n):
+        vr = sub_rng(seed, "variant", lang, level, fname, did, v)
+        if level == "sentences":
+            vt, ops = sentence_variant(text, lang, vr, vocab)
+        else:
+            vt, ops = structured_variant(to_structure(text, lang, level), lang, vr, level, hant, vocab)
+        if vt != text and all(vt != t for t, _ in variants):
+            variants.append((vt, ops))
+    return variants
+
+
 def build_set(lang: str, level: str, seed: int, corpora: Path = CORPORA,
               file_cache: dict | None = None) -> list[dict]:
     units: list[dict] = []
     guard = Guard()
     n_group = 0
     for fname in FILES[lang]:
-        if file_cache is not None and fname in file_cache:
-            docs = file_cache[fname]
-        else:
-            docs = file_docs(fname, corpora, seed)
-            if file_cache is not None:
-                file_cache[fname] = docs
+        docs = cached_docs(fname, corpora, seed, file_cache)
         cands = candidates(fname, docs, level, lang, seed)
         vocab = vocab_of(cands, lang)
         rng = sub_rng(seed, "pick", lang, level, fname)
@@ -738,16 +758,7 @@ def build_set(lang: str, level: str, seed: int, corpora: Path = CORPORA,
             group = f"{lang}-{level}-g{n_group:04d}"
             if guard.conflicts(text, group):
                 continue
-            hant = lang == "zh" and fname == "zh_wiki_drcd_traditional"
-            variants = []
-            for v in range(rng.choice([1, 2])):
-                vr = sub_rng(seed, "variant", lang, level, fname, did, v)
-                if level == "sentences":
-                    vt, ops = sentence_variant(text, lang, vr, vocab)
-                else:
-                    vt, ops = structured_variant(to_structure(text, lang, level), lang, vr, level, hant, vocab)
-                if vt != text and all(vt != t for t, _ in variants):
-                    variants.append((vt, ops))
+            variants = make_variants(text, lang, level, fname, did, seed, rng.choice([1, 2]), vocab)
             if not variants or any(guard.conflicts(vt, group) for vt, _ in variants):
                 continue
             n_group += 1

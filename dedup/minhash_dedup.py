@@ -51,7 +51,7 @@ from dedup.shingle import ShingleSettings, shingle_hashes
 from pipeline.errors import UserError
 from pipeline.schema import removed_schema
 from pipeline.spanpolicy import PARAGRAPH, SpanPolicy, candidate_spans
-from pipeline.spans import REMOVED_SPAN_SCHEMA, choose_outermost, cut_documents, cuts_table
+from pipeline.spans import REMOVED_SPAN_SCHEMA, choose_outermost, cuts_table, split_outputs
 from pipeline.stage import Stage, StageOutput
 from pipeline.taskfiles import ensure_schema_file
 from pipeline.twopass import decision_rows, frame, run_pass1, run_pass2, side_files, write_by_unit
@@ -287,19 +287,8 @@ def apply_decisions(table: pa.Table, dec, cuts: pa.Table, min_doc_chars: int, sc
                                     "cluster_id": rows.column("component"), "cluster_size": rows.column("size"),
                                     "representative": rows.column("rep_id"), "similarity": rows.column("similarity")},
                                    schema=CLUSTER_SCHEMA)
-    text, spans, left = cut_documents(table, cuts)
-    first_dup = spans.column("duplicate_of").to_pylist() if left else []
-    for row, (rest, first_cut) in left.items():
-        if reason[row] is None and len(rest.strip()) < min_doc_chars:
-            reason[row], dup[row] = TOO_SHORT, first_dup[first_cut]
-    table = table.set_column(table.schema.get_field_index("text"), "text", text)
-    gone = pa.array(reason, pa.string()).is_valid()
-    kept = table.append_column("minhash_cluster_size", pa.array(size)).filter(pc.invert(gone))
-    removed = (table.append_column("reason", pa.array(reason, pa.string()))
-               .append_column("duplicate_of", pa.array(dup, pa.string()))
-               .append_column("similarity", pa.array(sim, pa.float64())).filter(gone))
-    out.update({"kept": kept.cast(schemas["kept"]), "removed": removed.cast(schemas["removed"]),
-                "removed_spans": spans})
+    out.update(split_outputs(table, cuts, reason, dup, sim, min_doc_chars, TOO_SHORT,
+                             {"minhash_cluster_size": pa.array(size)}, schemas))
     return out
 
 

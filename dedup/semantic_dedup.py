@@ -49,7 +49,7 @@ from pipeline.errors import UserError
 from pipeline.hashing import file_sha256, hash01
 from pipeline.schema import removed_schema
 from pipeline.spanpolicy import PARAGRAPH, SENTENCE, SpanPolicy, candidate_spans
-from pipeline.spans import REMOVED_SPAN_SCHEMA, choose_outermost, cut_documents, cuts_table
+from pipeline.spans import REMOVED_SPAN_SCHEMA, choose_outermost, cuts_table, split_outputs
 from pipeline.stage import Stage, StageOutput
 from pipeline.taskfiles import ensure_schema_file
 from pipeline.twopass import (decision_rows, frame, materialized, run_pass1, run_pass2, side_files,
@@ -558,20 +558,9 @@ def apply_decisions(table: pa.Table, dec, cuts: pa.Table, min_doc_chars: int, sc
                 reason[i], dup[i], sim[i] = SEMANTIC_DUPLICATE, cols["rep_id"][k], cols["similarity"][k]
             else:
                 dups[i] = cols["group_size"][k] - 1
-    text, spans, left = cut_documents(table, cuts)
-    first_dup = spans.column("duplicate_of").to_pylist() if left else []
-    for row, (rest, first_cut) in left.items():
-        if reason[row] is None and len(rest.strip()) < min_doc_chars:
-            reason[row], dup[row] = TOO_SHORT, first_dup[first_cut]
-    table = table.set_column(table.schema.get_field_index("text"), "text", text)
-    gone = pa.array(reason, pa.string()).is_valid()
-    kept = (table.append_column("semantic_cluster", pa.array(cluster, pa.string()))
-            .append_column("semantic_cluster_size", pa.array(size)).append_column("semantic_duplicates", pa.array(dups))
-            .filter(pc.invert(gone)))
-    removed = (table.append_column("reason", pa.array(reason, pa.string()))
-               .append_column("duplicate_of", pa.array(dup, pa.string()))
-               .append_column("similarity", pa.array(sim, pa.float64())).filter(gone))
-    return {"kept": kept.cast(schemas["kept"]), "removed": removed.cast(schemas["removed"]), "removed_spans": spans}
+    extra = {"semantic_cluster": pa.array(cluster, pa.string()), "semantic_cluster_size": pa.array(size),
+             "semantic_duplicates": pa.array(dups)}
+    return split_outputs(table, cuts, reason, dup, sim, min_doc_chars, TOO_SHORT, extra, schemas)
 
 
 def model_time(side, plan) -> dict:

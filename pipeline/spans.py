@@ -147,3 +147,30 @@ def cut_documents(docs, chosen: pa.Table) -> tuple[pa.Array, pa.Table, dict]:
                       pa.array(pieces_cut, pa.string()), mine.column("reason"), mine.column("score"),
                       mine.column("duplicate_of")], schema=REMOVED_SPAN_SCHEMA)
     return new_text, spans, left
+
+
+def split_outputs(table: pa.Table, cuts: pa.Table, reason: list, duplicate_of: list, similarity: list,
+                  min_doc_chars: int, too_short: str, kept_columns: dict, schemas: dict) -> dict:
+    """One batch's kept/, removed/ and removed_spans/ for a dedup stage that removes documents
+    (reason[i] set) and cuts spans: the cuts are applied, a document left with fewer than
+    min_doc_chars characters goes as `too_short` (duplicate_of = its first cut's), kept/ gains
+    kept_columns (name -> Arrow array over the batch), removed/ reason, duplicate_of, similarity.
+    reason and duplicate_of are updated in place."""
+    import pyarrow.compute as pc
+
+    text, spans, left = cut_documents(table, cuts)
+    first_dup = spans.column("duplicate_of").to_pylist() if left else []
+    for row, (rest, first_cut) in left.items():
+        if reason[row] is None and len(rest.strip()) < min_doc_chars:
+            reason[row], duplicate_of[row] = too_short, first_dup[first_cut]
+    table = table.set_column(table.schema.get_field_index("text"), "text", text)
+    gone = pa.array(reason, pa.string()).is_valid()
+    kept = table
+    for name, col in kept_columns.items():
+        kept = kept.append_column(name, col)
+    removed = (table.append_column("reason", pa.array(reason, pa.string()))
+               .append_column("duplicate_of", pa.array(duplicate_of, pa.string()))
+               .append_column("similarity", pa.array(similarity, pa.float64())).filter(gone))
+    return {"kept": kept.filter(pc.invert(gone)).cast(schemas["kept"]), "removed": removed.cast(schemas["removed"]),
+            "removed_spans": spans}
+
