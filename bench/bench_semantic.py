@@ -4,13 +4,16 @@
    tokens) and sentences of ../shared/corpora (en for sentence-transformers, zh and en for e5).
 2. The whole stage as a user runs it (its own Spark, local[2], document level, defaults) on the
    labelled document set of bench/semantic_eval_data.py (real documents of ../shared/corpora, their
-   paraphrase-like variants and same-topic negatives): wall time, Spark start-up apart, the
+   paraphrase-like variants and same-topic negatives) in INPUT_FILES JSONL files: wall time, Spark start-up apart, the
    decide step's k-means / assignment / within-cluster / components seconds, the share of the
    stage's core-seconds that is not the models' forward pass (target < 25%), peak memory of the
    process tree, and the stage's document precision and recall against the labels per language.
 3. The within-cluster step on one synthetic cluster of 10k and of 100k 384-d unit vectors (with 10%
-   planted near-copies), through the IVF index (and exactly for 10k): it must grow close to
-   linearly (10x the units, ~10x the time; a quadratic search would take ~100x).
+   planted near-copies), split into spilled parts as the stage does above exact_limit (and exactly
+   for 10k), at both rules, for two shapes of cluster: an isotropic blob (the worst case for any
+   partition: no structure for k-means to find) and a blob of sub-topics (what a k-means cluster
+   of real text looks like). It must grow close to linearly (10x the units, ~10x the time; a
+   quadratic search would take ~100x); the planted copies found tell the recall.
 Figures to bench/results/semantic.json.
 """
 from __future__ import annotations
@@ -74,18 +77,24 @@ print(json.dumps({"units": len(texts), "seconds": round(wall, 3), "units_per_s_p
     return out
 
 
+INPUT_FILES = 8  # a corpus comes in many files; one JSONL file is one task (see stage_run)
+
+
 def labelled_documents(corpora: Path, tmp: Path) -> tuple[Path, dict]:
     """The labelled document set as stage input (en, zh); uid -> (lang, group, kind)."""
     from bench.semantic_eval_data import build
 
     units = build(corpora, levels=("documents",))
     labels = {u["uid"]: (u["lang"], u["group"], u["kind"]) for u in units}
-    path = tmp / "in" / "docs.jsonl"
-    path.parent.mkdir(parents=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for u in sorted(units, key=lambda u: u["uid"]):
-            f.write(json.dumps({"id": u["uid"], "text": u["text"], "lang": u["lang"]}, ensure_ascii=False) + "\n")
-    return path.parent, labels
+    inp = tmp / "in"
+    inp.mkdir(parents=True)
+    files = [open(inp / f"docs-{k}.jsonl", "w", encoding="utf-8") for k in range(INPUT_FILES)]
+    for i, u in enumerate(sorted(units, key=lambda u: u["uid"])):  # round robin: files of like cost
+        files[i % INPUT_FILES].write(json.dumps({"id": u["uid"], "text": u["text"], "lang": u["lang"]},
+                                                ensure_ascii=False) + "\n")
+    for f in files:
+        f.close()
+    return inp, labels
 
 
 def stage_accuracy(out: Path, labels: dict) -> dict:
@@ -115,9 +124,11 @@ def stage_run(corpora: Path) -> dict:
         tmp = Path(t)
         inp, labels = labelled_documents(corpora, tmp)
         out = tmp / "out"
+        config = tmp / "document_level.yaml"  # the stage's defaults (configs/default.yaml runs all three levels)
+        config.write_text("semantic-dedup:\n  levels: [document]\n")
         env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-        cmd = [sys.executable, "-m", "pipeline", "semantic-dedup", "--input", str(inp), "--output", str(out),
-               "--master", "local[2]"]
+        cmd = [sys.executable, "-m", "pipeline", "semantic-dedup", "--config", str(config), "--input", str(inp),
+               "--output", str(out), "--master", "local[2]"]
         wall, peak, r = run_measured(cmd, env)
         if r.returncode:
             raise SystemExit(r.stderr[-3000:])
@@ -125,11 +136,19 @@ def stage_run(corpora: Path) -> dict:
         sem = m["stats"]["semantic"]
         t = m["timings_s"]
         stage_s = t["stage"]
-        non_forward = 1 - sem["forward_task_seconds"] / (stage_s * 2)
+        cores = 2
+        non_forward = 1 - sem["forward_task_seconds"] / (stage_s * cores)
         return {"documents": len(labels), "process_wall_s": round(wall, 2), "spark_session_s": t.get("spark_session"),
                 "stage_s": stage_s, "timings_s": t, "decide_seconds_by_step": sem["levels"]["document"]["seconds"],
                 "forward_task_seconds": sem["forward_task_seconds"], "encode_task_seconds": sem["encode_task_seconds"],
-                "share_not_forward_pass": round(non_forward, 4), "peak_memory_mb": round(peak / 2**20),
+                "share_not_forward_pass": round(non_forward, 4), "input_files": INPUT_FILES,
+                "core_seconds": round(stage_s * cores, 1),
+                "core_seconds_by_part": {
+                    "forward_pass": round(sem["forward_task_seconds"], 1),
+                    "encode_outside_forward": round(sem["encode_task_seconds"] - sem["forward_task_seconds"], 1),
+                    "rest_of_pass1_and_idle": round(t["embed"] * cores - sem["encode_task_seconds"], 1),
+                    "decide": round(t["decide"] * cores, 1), "apply": round(t["apply"] * cores, 1)},
+                "peak_memory_mb": round(peak / 2**20),
                 "by_backend": sem["levels"]["document"]["by_backend"], "accuracy": stage_accuracy(out, labels)}
 
 
@@ -169,7 +188,7 @@ def score_level(us: list, x: np.ndarray, rule, cfg) -> dict:
 
     from dedup.semantic import cluster_pairs
 
-    a, b, _, _ = cluster_pairs(x, rule, cfg.exact_limit, cfg.nprobe, cfg.seed)
+    a, b, _, _ = cluster_pairs(x, rule, cfg.exact_limit, cfg.part_size, cfg.seed)
     n = len(us)
     _, comp = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False)
     groups = np.array([u["group"] for u in us])
@@ -189,37 +208,68 @@ def score_level(us: list, x: np.ndarray, rule, cfg) -> dict:
             "recall": round(caught / should, 4) if should else None}
 
 
-def synthetic_cluster(n: int, dim: int = 384, seed: int = 0) -> np.ndarray:
+def synthetic_cluster(n: int, dim: int = 384, seed: int = 0, topics: int = 0) -> np.ndarray:
     """One k-means-cluster-like set: unit vectors around a centre (cosine ~0.6 to it, ~0.35 to each
-    other), 10% of them near-copies (cosine ~0.98) of others."""
+    other), 10% of them near-copies (cosine ~0.98) of others (the last n // 10 rows). With
+    `topics`, the vectors gather around that many sub-topic centres (cosine ~0.7 within one)."""
     rng = np.random.default_rng(seed)
     centre = rng.standard_normal(dim).astype(np.float32)
     centre /= np.linalg.norm(centre)
-    base = rng.standard_normal((n - n // 10, dim)).astype(np.float32) / np.sqrt(dim)
+    m = n - n // 10
+    base = rng.standard_normal((m, dim)).astype(np.float32) / np.sqrt(dim)
+    if topics:
+        sub = rng.standard_normal((topics, dim)).astype(np.float32) / np.sqrt(dim)
+        base = 0.8 * sub[rng.integers(0, topics, m)] + 0.6 * base
     x = base * 1.3 + centre
-    dup = x[rng.choice(len(x), n // 10, replace=False)] + rng.standard_normal((n // 10, dim)).astype(np.float32) * 0.01
+    dup = x[rng.choice(m, n // 10, replace=False)] + rng.standard_normal((n // 10, dim)).astype(np.float32) * 0.01
     x = np.concatenate([x, dup])
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def planted_found(a: np.ndarray, b: np.ndarray, n: int) -> int:
+    """Planted copies (rows >= n - n // 10) paired with some row: each has an original."""
+    return int(len(np.unique(b[b >= n - n // 10])))
+
+
+ROUNDS = 3  # alternated rounds of 10k and 100k: this host's speed drifts by up to 30% within a minute
+
+
 def within_cluster_scaling() -> dict:
+    """Seconds of cluster_pairs on 10k and 100k units, through the parts (exact_limit 1), at the
+    stage's defaults (part_size 2048; both rules), two threads as the stage's tasks have cores;
+    medians of ROUNDS alternated rounds. Shapes: an isotropic blob, and sub-topics of ~100 units
+    (as many more sub-topics as units: a unit's neighbourhood stays the same size, as in a larger
+    corpus of real text)."""
     from dedup.semantic import PairRule, cluster_pairs, faiss_threads
+    from dedup.semantic_dedup import SemanticDedupConfig
 
     faiss_threads(2)
-    rule = PairRule(eps=0.05)
-    out = {}
-    for n in (10_000, 100_000):
-        x = synthetic_cluster(n)
-        t0 = time.perf_counter()
-        a, _, _, how = cluster_pairs(x, rule, exact_limit=1, nprobe=16, seed=1)
-        out[f"ivf_{n}"] = {"units": n, "seconds": round(time.perf_counter() - t0, 3), "pairs": int(len(a)),
-                           "planted_copies": n // 10, "how": how}
-        if n == 10_000:
+    cfg = SemanticDedupConfig()
+    rules = {"threshold": PairRule(eps=0.05),
+             "margin": PairRule(rule="margin", floor=0.8, margin=0.3, k=cfg.margin_k, sure=0.02)}
+    out = {"part_size": cfg.part_size, "rounds": ROUNDS}
+    for shape in ("isotropic", "sub_topics"):
+        data = {n: synthetic_cluster(n, topics=n // 100 if shape == "sub_topics" else 0) for n in (10_000, 100_000)}
+        for name, rule in rules.items():
+            row, times = {}, {n: [] for n in data}
+            for _ in range(ROUNDS):
+                for n, x in data.items():
+                    t0 = time.perf_counter()
+                    a, b, _, how = cluster_pairs(x, rule, exact_limit=1, part_size=cfg.part_size, seed=1)
+                    times[n].append(time.perf_counter() - t0)
+                    row[f"parts_{n}"] = {"units": n, "pairs": int(len(a)), "planted_copies": n // 10,
+                                         "planted_found": planted_found(a, b, n), "how": how}
+            for n in data:
+                row[f"parts_{n}"]["seconds"] = round(float(np.median(times[n])), 3)
+                row[f"parts_{n}"]["seconds_by_round"] = [round(t, 3) for t in times[n]]
             t0 = time.perf_counter()
-            e, _, _, how = cluster_pairs(x, rule, exact_limit=10**9, nprobe=16, seed=1)
-            out["exact_10000"] = {"units": n, "seconds": round(time.perf_counter() - t0, 3), "pairs": int(len(e)), "how": how}
-        print(f"  within-cluster {n:,}: {out[f'ivf_{n}']['seconds']} s ({len(a):,} pairs)")
-    out["ivf_time_ratio_100k_over_10k"] = round(out["ivf_100000"]["seconds"] / out["ivf_10000"]["seconds"], 2)
+            e, f, _, how = cluster_pairs(data[10_000], rule, exact_limit=10**9, part_size=cfg.part_size, seed=1)
+            row["exact_10000"] = {"units": 10_000, "seconds": round(time.perf_counter() - t0, 3), "pairs": int(len(e)),
+                                  "planted_found": planted_found(e, f, 10_000), "how": how}
+            row["time_ratio_100k_over_10k"] = round(row["parts_100000"]["seconds"] / row["parts_10000"]["seconds"], 2)
+            out[f"{shape}/{name}"] = row
+            print(f"  {shape:10s} {name:9s} 10k {row['parts_10000']['seconds']} s, 100k {row['parts_100000']['seconds']} s "
+                  f"({row['time_ratio_100k_over_10k']}x), planted found {row['parts_100000']['planted_found']:,}/10,000")
     return out
 
 

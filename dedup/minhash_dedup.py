@@ -287,8 +287,8 @@ def apply_decisions(table: pa.Table, dec, cuts: pa.Table, min_doc_chars: int, sc
                                     "cluster_id": rows.column("component"), "cluster_size": rows.column("size"),
                                     "representative": rows.column("rep_id"), "similarity": rows.column("similarity")},
                                    schema=CLUSTER_SCHEMA)
-    out.update(split_outputs(table, cuts, reason, dup, sim, min_doc_chars, TOO_SHORT,
-                             {"minhash_cluster_size": pa.array(size)}, schemas))
+    out.update(split_outputs(table, cuts, reason, dup, {"similarity": pa.array(sim, pa.float64())}, min_doc_chars,
+                             TOO_SHORT, {"minhash_cluster_size": pa.array(size)}, schemas))
     return out
 
 

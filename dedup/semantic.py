@@ -15,10 +15,14 @@ two rules decide which pairs are duplicates (SemDeDup's "within-cluster" step):
   copies: the mass duplicates dedup exists for).
 
 A cluster of at most `exact_limit` units is searched exactly, in row blocks of the similarity
-matrix (memory block x n, never n x n); a larger one through a faiss IVF index (nlist ~ 4 sqrt(n),
-`nprobe` lists probed) with range search for the threshold and k-NN search for the margin, so
-the work grows close to linearly with the cluster, not quadratically. Results are pairs (a, b)
-of row numbers, a < b, sorted: the same input gives the same pairs.
+matrix (memory block x n, never n x n). A larger one is split by k-means into parts of about
+`part_size` rows, every row joining the parts of its SPILL nearest centroids (an inverted index
+with spilling, as SPANN and ScaNN spill border points), and each part is searched exactly; a row's
+work is bounded by the part size, so the step grows close to linearly with the cluster and runs
+as matrix products. The margin rule's k-NN means are then computed for the rows in a candidate
+pair only, among the parts nearest theirs. (A faiss IVF index was the first design: with nlist ~
+sqrt(n) its scans grow as n^1.5, 39x the time for 10x the units, and are not matrix products.)
+Results are pairs (a, b) of row numbers, a < b, sorted: the same input gives the same pairs.
 """
 from __future__ import annotations
 
@@ -27,6 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 
 BLOCK = 2048  # rows of the similarity matrix computed at a time in the exact path
+SPILL = 2  # parts a row may join in a split cluster
+SPILL_RATIO = 1.05  # ... the farther ones when within this ratio of the nearest's distance
+KNN_POOL = 2  # a unit's k nearest neighbours are looked for in this many part sizes of rows (margin rule)
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,9 @@ def _exact(x: np.ndarray, min_cos: float, k: int) -> tuple:
         if kk > 0:
             top = np.partition(sim, n - kk, axis=1)[:, n - kk:]
             knn[rows] = top.mean(1)
-        i, j = np.nonzero(sim >= min_cos)
+        hit = np.flatnonzero(sim.max(1) >= min_cos)  # few rows have a pair: look for them there only
+        i, j = np.nonzero(sim[hit] >= min_cos)
+        i = hit[i]
         keep = rows[i] < j
         a_all.append(rows[i][keep])
         b_all.append(j[keep])
@@ -95,55 +104,100 @@ def _exact(x: np.ndarray, min_cos: float, k: int) -> tuple:
     return np.concatenate(a_all), np.concatenate(b_all), np.concatenate(s_all).astype(np.float32), knn
 
 
-def _ivf(x: np.ndarray, min_cos: float, k: int, nprobe: int, seed: int) -> tuple:
-    """_exact through an IVF index: range search at min_cos, k-NN for the knn means."""
-    import faiss
-
-    n, d = x.shape
-    nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
-    quantizer = faiss.IndexFlatIP(d)
-    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.cp.seed = seed
+def _assign_parts(x: np.ndarray, m: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's parts among m spherical k-means centroids (trained on a seeded sample): (n, SPILL)
+    part numbers, nearest first, -1 where a farther centroid is not within SPILL_RATIO of the
+    nearest's distance (SPANN's rule: spilling to every row's second centroid would fill the
+    parts whose centroids lie near the middle, as in high dimensions they are near everyone);
+    and the (m, d) unit centroids."""
     rng = np.random.default_rng(seed)
-    train = x[np.sort(rng.choice(n, min(n, nlist * 64), replace=False))]
-    index.train(train)
-    index.add(x)
-    index.nprobe = min(nprobe, nlist)
-    lims, sims, ids = index.range_search(x, float(np.nextafter(np.float32(min_cos), np.float32(-1))))
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(lims.astype(np.int64)))
-    ids = ids.astype(np.int64)
-    lo, hi = np.minimum(rows, ids), np.maximum(rows, ids)
-    keep = lo != hi
-    key = lo[keep] * n + hi[keep]
-    key, first = np.unique(key, return_index=True)  # a pair can be found from either side
-    s = sims[keep][first].astype(np.float32)
-    a, b = key // n, key % n
-    ok = s >= min_cos
-    knn = np.zeros(n, np.float32)
-    kk = min(k, n - 1)
-    if kk > 0:
-        d_k, i_k = index.search(x, kk + 1)
-        d_k = np.where(i_k == np.arange(n)[:, None], np.nan, d_k)  # drop itself where found
-        d_k = np.where(i_k < 0, np.nan, d_k)
-        srt = -np.sort(-np.nan_to_num(d_k, nan=-np.inf), axis=1)[:, :kk]
-        knn = np.where(np.isfinite(srt), srt, np.nan)
-        knn = np.nanmean(knn, axis=1).astype(np.float32)
-    return a[ok], b[ok], s[ok], knn
+    sample = x[np.sort(rng.choice(len(x), min(len(x), m * 64), replace=False))]
+    c = train_kmeans(sample, m, seed, niter=10)
+    c = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
+    near = np.empty((len(x), SPILL), np.int64)
+    for s in range(0, len(x), BLOCK):
+        sim = x[s:s + BLOCK] @ c.T
+        top = np.argsort(-sim, axis=1, kind="stable")[:, :SPILL]
+        dist = 1.0 - np.take_along_axis(sim, top, axis=1)
+        top[:, 1:][dist[:, 1:] > SPILL_RATIO * dist[:, :1]] = -1
+        near[s:s + BLOCK] = top
+    return near, c
 
 
-def cluster_pairs(x: np.ndarray, rule: PairRule, exact_limit: int, nprobe: int, seed: int) -> tuple:
+def _members(labels: np.ndarray, m: int) -> list:
+    """Rows of each label 0..m-1 (labels (n, w), -1 for none), each in row order."""
+    flat = labels.ravel()
+    order = np.argsort(flat, kind="stable")
+    bounds = np.searchsorted(flat[order], np.arange(m + 1))
+    return [order[bounds[j]:bounds[j + 1]] // labels.shape[1] for j in range(m)]
+
+
+def _parts(x: np.ndarray, min_cos: float, part_size: int, seed: int, depth: int = 0) -> tuple:
+    """All pairs (a, b, cos) at cos >= min_cos over a spilled partition: the rows are split into
+    ~SPILL n / part_size parts by k-means, every row joins the parts of its nearest centroids (so
+    a close pair on a border still shares a part), and each part is searched exactly (split once
+    more where k-means left a part over twice the size). The work per row is bounded by the part
+    size, so the whole grows linearly with n, in matrix products. Also the part labels and
+    centroids (for _knn_means)."""
+    n = len(x)
+    m = max(2, -(-SPILL * n // part_size))
+    near, c = _assign_parts(x, m, seed + depth)
+    a_all, b_all, s_all = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
+    for members in _members(near, m):
+        if len(members) < 2:
+            continue
+        if len(members) <= 2 * part_size or depth >= 1 or len(members) > 0.9 * n:  # small, or cannot split
+            a, b, s, _ = _exact(x[members], min_cos, 0)
+        else:
+            a, b, s, _, _ = _parts(x[members], min_cos, part_size, seed, depth + 1)
+        a_all.append(members[a])
+        b_all.append(members[b])
+        s_all.append(s)
+    a, b, s = np.concatenate(a_all), np.concatenate(b_all), np.concatenate(s_all)
+    key, first = np.unique(a * n + b, return_index=True)  # a pair in two shared parts counts once
+    return key // n, key % n, s[first], near, c
+
+
+def _knn_means(x: np.ndarray, rows: np.ndarray, k: int, near: np.ndarray, c: np.ndarray, pool_size: int) -> np.ndarray:
+    """Mean cosine of each of `rows` to its k nearest other rows, searched among the rows of the
+    parts nearest its own (an inverted-file probe: a unit's neighbours lie in its own and the
+    adjacent parts), taken nearest first until they hold `pool_size` rows. Only the rows in a
+    candidate pair need it, so the cost is candidates x pool_size: linear in the cluster."""
+    knn = np.zeros(len(x), np.float32)
+    homes = _members(near[:, :1], len(c))
+    sizes = np.array([len(h) for h in homes])
+    home_of = near[rows, 0]
+    for j in np.unique(home_of):
+        probe = np.argsort(-(c @ c[j]), kind="stable")
+        probe = probe[:1 + int(np.searchsorted(np.cumsum(sizes[probe]), pool_size))]
+        pool = np.sort(np.concatenate([homes[p] for p in probe]))
+        kk = min(k, len(pool) - 1)
+        if kk <= 0:
+            continue
+        xp = x[pool]
+        queries = np.sort(rows[home_of == j])
+        for s in range(0, len(queries), BLOCK):
+            q = queries[s:s + BLOCK]
+            sim = x[q] @ xp.T
+            sim[pool[None, :] == q[:, None]] = -np.inf  # not its own neighbour
+            knn[q] = np.partition(sim, len(pool) - kk, axis=1)[:, len(pool) - kk:].mean(1)
+    return knn
+
+
+def cluster_pairs(x: np.ndarray, rule: PairRule, exact_limit: int, part_size: int, seed: int) -> tuple:
     """Duplicate pairs (a, b, cos) of one cluster's rows x (a < b, sorted by (a, b)) and how it
-    was searched ("exact" or "ivf")."""
+    was searched ("exact" or "parts")."""
     x = np.ascontiguousarray(x, np.float32)
     if len(x) < 2:
         e = np.zeros(0, np.int64)
         return e, e, np.zeros(0, np.float32), "exact"
     k = rule.k if rule.rule == "margin" else 0
-    how = "exact" if len(x) <= exact_limit else "ivf"
+    how = "exact" if len(x) <= exact_limit else "parts"
     if how == "exact":
         a, b, s, knn = _exact(x, rule.min_cos, k)
     else:
-        a, b, s, knn = _ivf(x, rule.min_cos, k, nprobe, seed)
+        a, b, s, near, c = _parts(x, rule.min_cos, part_size, seed)
+        knn = _knn_means(x, np.unique(np.concatenate([a, b])), k, near, c, KNN_POOL * part_size) if k else None
     if rule.rule == "margin":
         ok = (s - (knn[a] + knn[b]) / 2 >= rule.margin) | ((rule.sure > 0) & (s >= 1.0 - rule.sure))
         a, b, s = a[ok], b[ok], s[ok]

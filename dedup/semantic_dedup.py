@@ -16,7 +16,7 @@ of different backends are never compared):
    unit to its nearest one. `clusters/` holds every unit's cluster and distance (1 - cosine).
 2. Inside each cluster (one task per cluster), duplicate pairs by the `rule` (dedup.semantic:
    `threshold` cos >= 1 - eps, or `margin` over each unit's k-NN mean), exact in blocks up to
-   `exact_limit` units, through a faiss IVF index above it (never quadratic in the cluster).
+   `exact_limit` units, in spilled k-means parts of `part_size` above it (never quadratic in the cluster).
 3. Pairs are closed transitively with pipeline.components; in each group the unit kept is the
    first in corpus order (`keep: first`), the farthest from its centroid (SemDeDup's choice), the
    longest or the highest `score_column`; the others go, with `similarity` = cosine to the one kept.
@@ -110,8 +110,8 @@ class SemanticDedupConfig:
     target_cluster_size: int = 1000
     kmeans_sample_per_centroid: int = 256
     kmeans_iterations: int = 20
-    exact_limit: int = 20000  # larger clusters are searched through a faiss IVF index
-    nprobe: int = 16
+    exact_limit: int = 20000  # larger clusters are split into spilled parts, each searched exactly
+    part_size: int = 2048
     keep: str = "first"  # first | farthest | longest | score
     score_column: str = ""
     seed: int = 1
@@ -149,8 +149,8 @@ def check_config(cfg) -> None:
         raise UserError(f"semantic-dedup.keep must be one of {', '.join(KEEP_CHOICES)}, got {cfg.keep!r}")
     if cfg.keep == "score" and not cfg.score_column:
         raise UserError("semantic-dedup.keep: score needs semantic-dedup.score_column")
-    if cfg.clusters < 0 or cfg.target_cluster_size < 2 or cfg.exact_limit < 2 or cfg.nprobe < 1 or cfg.margin_k < 1:
-        raise UserError("semantic-dedup: clusters >= 0, target_cluster_size, exact_limit >= 2, nprobe, margin_k >= 1")
+    if cfg.clusters < 0 or cfg.target_cluster_size < 2 or cfg.exact_limit < 2 or cfg.part_size < 16 or cfg.margin_k < 1:
+        raise UserError("semantic-dedup: clusters >= 0, target_cluster_size, exact_limit >= 2, part_size >= 16, margin_k >= 1")
     for name in ("eps", "floor", "margin") if cfg.rule == "margin" else ("eps",):
         _per_level(getattr(cfg, name), name, spaces_of(cfg), cfg.levels)
     for b in spaces_of(cfg):
@@ -324,14 +324,14 @@ def within_clusters(assigned, cfg, level: str, spaces: list):
     from pyspark.sql.pandas.types import from_arrow_schema
 
     rules = {s: rule_of(cfg, b, level) for s, b in enumerate(spaces)}
-    exact_limit, nprobe, seed = cfg.exact_limit, cfg.nprobe, cfg.seed
+    exact_limit, part_size, seed = cfg.exact_limit, cfg.part_size, cfg.seed
 
     def run(t: pa.Table) -> pa.Table:
         faiss_threads(1)
         t = t.sort_by("node")
         nodes = t.column("node").to_numpy()
         a, b, s, _ = cluster_pairs(vectors_of(t.column("vector")), rules[int(t.column("space")[0].as_py())],
-                                   exact_limit, nprobe, seed)
+                                   exact_limit, part_size, seed)
         return pa.table([pa.array(nodes[a]), pa.array(nodes[b]), pa.array(s)], schema=EDGE_SCHEMA)
 
     return assigned.groupBy("space", "cluster").applyInArrow(run, from_arrow_schema(EDGE_SCHEMA))
@@ -387,7 +387,7 @@ def decide_level(ctx, side, cfg, level: str, items) -> LevelResult:
     for s, n in sorted(counts.items()):
         mine = [r["cluster_size"] for r in size_rows if r["space"] == s]
         stats["by_backend"][spaces[s]] = {"units": n, "clusters": len(mine), "largest_cluster": max(mine),
-                                          "clusters_searched_by_ivf": sum(m > cfg.exact_limit for m in mine)}
+                                          "clusters_split": sum(m > cfg.exact_limit for m in mine)}
     stats["cluster_size_histogram"] = _log_histogram([r["cluster_size"] for r in size_rows])
     assigned = assigned.join(sizes, ["space", "cluster"])
     members = None
@@ -560,7 +560,8 @@ def apply_decisions(table: pa.Table, dec, cuts: pa.Table, min_doc_chars: int, sc
                 dups[i] = cols["group_size"][k] - 1
     extra = {"semantic_cluster": pa.array(cluster, pa.string()), "semantic_cluster_size": pa.array(size),
              "semantic_duplicates": pa.array(dups)}
-    return split_outputs(table, cuts, reason, dup, sim, min_doc_chars, TOO_SHORT, extra, schemas)
+    return split_outputs(table, cuts, reason, dup, {"similarity": pa.array(sim, pa.float64())}, min_doc_chars,
+                         TOO_SHORT, extra, schemas)
 
 
 def model_time(side, plan) -> dict:

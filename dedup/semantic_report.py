@@ -110,8 +110,8 @@ def report_of(work_dir, summary: dict) -> dict:
     rows = [[k] + [summary["levels"][lv].get(k, 0) for lv in levels] for k in keys]
     for lv in levels:
         for backend, b in summary["levels"][lv].get("by_backend", {}).items():
-            text = f"{b['units']:,} / {b['clusters']:,} / {b['largest_cluster']:,} / {b['clusters_searched_by_ivf']}"
-            rows.append([f"{backend}: units / clusters / largest / searched by IVF"]
+            text = f"{b['units']:,} / {b['clusters']:,} / {b['largest_cluster']:,} / {b['clusters_split']}"
+            rows.append([f"{backend}: units / clusters / largest / split into parts"]
                         + [text if other == lv else "" for other in levels])
     tables = [{"title": f"Semantic dedup (rule: {summary['rule']}; backends: {', '.join(summary['backends'])})",
                "columns": ["figure"] + levels, "rows": rows}]

@@ -1,4 +1,4 @@
-"""spark-submit entry point: spark-submit [--master URL] jobs/minhash_dedup.py --input IN --output OUT"""
+"""spark-submit entry point: spark-submit [--master URL] jobs/semantic_dedup.py --input IN --output OUT"""
 import sys
 from pathlib import Path
 

@@ -149,13 +149,13 @@ def cut_documents(docs, chosen: pa.Table) -> tuple[pa.Array, pa.Table, dict]:
     return new_text, spans, left
 
 
-def split_outputs(table: pa.Table, cuts: pa.Table, reason: list, duplicate_of: list, similarity: list,
+def split_outputs(table: pa.Table, cuts: pa.Table, reason: list, duplicate_of: list, removed_columns: dict,
                   min_doc_chars: int, too_short: str, kept_columns: dict, schemas: dict) -> dict:
-    """One batch's kept/, removed/ and removed_spans/ for a dedup stage that removes documents
-    (reason[i] set) and cuts spans: the cuts are applied, a document left with fewer than
-    min_doc_chars characters goes as `too_short` (duplicate_of = its first cut's), kept/ gains
-    kept_columns (name -> Arrow array over the batch), removed/ reason, duplicate_of, similarity.
-    reason and duplicate_of are updated in place."""
+    """One batch's kept/, removed/ and removed_spans/ for a stage that removes documents (reason[i]
+    set) and cuts spans: the cuts are applied, a document left with fewer than min_doc_chars
+    characters goes as `too_short` (duplicate_of = its first cut's), kept/ gains kept_columns and
+    removed/ reason, duplicate_of and removed_columns (name -> values over the batch, e.g. a dedup
+    stage's similarity). reason and duplicate_of are updated in place."""
     import pyarrow.compute as pc
 
     text, spans, left = cut_documents(table, cuts)
@@ -169,8 +169,8 @@ def split_outputs(table: pa.Table, cuts: pa.Table, reason: list, duplicate_of: l
     for name, col in kept_columns.items():
         kept = kept.append_column(name, col)
     removed = (table.append_column("reason", pa.array(reason, pa.string()))
-               .append_column("duplicate_of", pa.array(duplicate_of, pa.string()))
-               .append_column("similarity", pa.array(similarity, pa.float64())).filter(gone))
-    return {"kept": kept.filter(pc.invert(gone)).cast(schemas["kept"]), "removed": removed.cast(schemas["removed"]),
-            "removed_spans": spans}
-
+               .append_column("duplicate_of", pa.array(duplicate_of, pa.string())))
+    for name, col in removed_columns.items():
+        removed = removed.append_column(name, col if isinstance(col, (pa.Array, pa.ChunkedArray)) else pa.array(col))
+    return {"kept": kept.filter(pc.invert(gone)).cast(schemas["kept"]),
+            "removed": removed.filter(gone).cast(schemas["removed"]), "removed_spans": spans}

@@ -29,18 +29,18 @@ def clustered(n, dim=32, seed=0):
 
 
 @pytest.mark.parametrize("rule", [PairRule(eps=0.02), PairRule(rule="margin", floor=0.9, margin=0.1, k=4)])
-def test_ivf_search_finds_the_exact_pairs(rule):
+def test_split_cluster_search_finds_the_exact_pairs(rule):
     x, dup = clustered(3000)
-    exact = cluster_pairs(x, rule, exact_limit=10**9, nprobe=16, seed=1)
-    ivf = cluster_pairs(x, rule, exact_limit=100, nprobe=16, seed=1)
-    assert exact[3] == "exact" and ivf[3] == "ivf"
-    e, f = set(zip(*map(np.ndarray.tolist, exact[:2]))), set(zip(*map(np.ndarray.tolist, ivf[:2])))
+    exact = cluster_pairs(x, rule, exact_limit=10**9, part_size=256, seed=1)
+    split = cluster_pairs(x, rule, exact_limit=100, part_size=256, seed=1)
+    assert exact[3] == "exact" and split[3] == "parts"
+    e, f = set(zip(*map(np.ndarray.tolist, exact[:2]))), set(zip(*map(np.ndarray.tolist, split[:2])))
     assert len(e) > len(dup) // 2 and len(e & f) >= 0.99 * len(e) and len(f - e) <= 0.01 * len(e)
     assert all(a < b for a, b in f)
     if rule.rule == "threshold":
         assert {(int(d), 3000 + k) for k, d in enumerate(dup)} <= e  # every planted copy is found
-    again = cluster_pairs(x, rule, exact_limit=100, nprobe=16, seed=1)
-    assert all(np.array_equal(p, q) for p, q in zip(ivf[:3], again[:3]))  # deterministic
+    again = cluster_pairs(x, rule, exact_limit=100, part_size=256, seed=1)
+    assert all(np.array_equal(p, q) for p, q in zip(split[:3], again[:3]))  # deterministic
 
 
 def test_kmeans_and_assignment_are_deterministic():
