@@ -33,6 +33,10 @@ import numpy as np
 BLOCK = 2048  # rows of the similarity matrix computed at a time in the exact path
 SPILL = 2  # parts a row may join in a split cluster
 SPILL_RATIO = 1.05  # ... the farther ones when within this ratio of the nearest's distance
+# The parts' k-means: 256 sample rows per centroid and 25 iterations keep the parts even (with 64 and
+# 10 the largest grew with the cluster, and with them each row's work: 1.6x per row at 10x the rows).
+PART_SAMPLE = 256
+PART_KMEANS_ITERATIONS = 25
 KNN_POOL = 2  # a unit's k nearest neighbours are looked for in this many part sizes of rows (margin rule)
 
 
@@ -111,8 +115,8 @@ def _assign_parts(x: np.ndarray, m: int, seed: int) -> tuple[np.ndarray, np.ndar
     parts whose centroids lie near the middle, as in high dimensions they are near everyone);
     and the (m, d) unit centroids."""
     rng = np.random.default_rng(seed)
-    sample = x[np.sort(rng.choice(len(x), min(len(x), m * 64), replace=False))]
-    c = train_kmeans(sample, m, seed, niter=10)
+    sample = x[np.sort(rng.choice(len(x), min(len(x), m * PART_SAMPLE), replace=False))]
+    c = train_kmeans(sample, m, seed, niter=PART_KMEANS_ITERATIONS)
     c = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
     near = np.empty((len(x), SPILL), np.int64)
     for s in range(0, len(x), BLOCK):
