@@ -24,15 +24,17 @@ help:
 	@echo "make run     - install (first time) and run the whole pipeline on $(SAMPLE) into $(OUT)/"
 	@echo "make test    - install (first time) and run the test suite"
 	@echo "make fuzz    - the generated bad-input suite, longer (FUZZ_SCALE=10), figures in bench/results/fuzz.json"
-	@echo "make <stage> IN=... OUT=...  - run one stage (exact-dedup, minhash-dedup, semantic-dedup, train-tokenizer, tokenize;"
+	@echo "make <stage> IN=... OUT=...  - run one stage (exact-dedup, minhash-dedup, semantic-dedup, train-quality,"
+	@echo "                               quality-signals, quality-filter, train-tokenizer, tokenize;"
 	@echo "                               tokenize also needs ARGS='--tokenizer path/tokenizer.model')"
 	@echo "make bench   - benchmarks on $(CORPORA), figures into bench/results/"
 
 venv: $(STAMP)
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-nodeps.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	@touch $(STAMP)
 
 run: venv
@@ -49,13 +51,13 @@ fuzz: venv
 	@cat bench/results/fuzz.json
 
 # One make target per stage: make exact-dedup IN=path OUT=path [ARGS="--overwrite"]
-STAGES := exact-dedup minhash-dedup semantic-dedup train-tokenizer tokenize
+STAGES := exact-dedup minhash-dedup semantic-dedup train-quality quality-signals quality-filter train-tokenizer tokenize
 .PHONY: $(STAGES)
 $(STAGES): venv
 	@test -n "$(IN)" || { echo "usage: make $@ IN=<input> OUT=<output dir>"; exit 2; }
 	$(PY) -m pipeline $@ --config $(STAGE_CONFIG) --input $(IN) --output $(OUT) $(ARGS)
 
-bench: venv bench-exact bench-code bench-minhash bench-semantic bench-tokenize bench-train
+bench: venv bench-exact bench-code bench-minhash bench-semantic bench-quality bench-tokenize bench-train
 
 bench-exact: venv
 	$(PY) bench/bench_exact.py --corpora $(CORPORA) --out bench/results/exact_dedup.json

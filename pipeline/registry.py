@@ -10,6 +10,9 @@ STAGES = {
     "exact-dedup": "dedup.exact:STAGE",
     "minhash-dedup": "dedup.minhash_dedup:STAGE",
     "semantic-dedup": "dedup.semantic_dedup:STAGE",
+    "train-quality": "quality.stages:TRAIN_QUALITY_STAGE",
+    "quality-signals": "quality.stages:QUALITY_SIGNALS_STAGE",
+    "quality-filter": "quality.stages:QUALITY_FILTER_STAGE",
     "train-tokenizer": "tokenizer_training.stage:TRAIN_TOKENIZER_STAGE",
     "tokenize": "tokenizer_training.stage:TOKENIZE_STAGE",
 }
