@@ -2,7 +2,8 @@
 
 Document level: the key of the normalised text (NFKC, whitespace collapsed); the first copy in
 corpus order (smallest doc_pos) stays, the others go to removed/ as `exact_duplicate` with
-`duplicate_of` = the id of the copy kept.
+`duplicate_of` = the id of the copy kept. Every kept document carries `exact_copies`: how many
+documents of the input had its text (1 for a unique one), the frequency sampling reads.
 
 Paragraph and sentence level (on the documents that survive): every paragraph / sentence whose
 normalised form is at least `min_*_chars` long is keyed; one that occurs more than once in the
@@ -152,18 +153,45 @@ def unit_cuts(side, unit: int, ids: dict) -> pa.Table:
                                        EXACT_DUPLICATE, first_ids))
 
 
+COPIES = "exact_copies"
+
+
+def kept_schema(doc_schema: pa.Schema) -> pa.Schema:
+    """kept/: the input's columns (an earlier `exact_copies` replaced) and `exact_copies`."""
+    if COPIES in doc_schema.names:
+        doc_schema = doc_schema.remove(doc_schema.get_field_index(COPIES))
+    return doc_schema.append(pa.field(COPIES, pa.int64()))
+
+
+def copies_of_firsts(side, unit: int) -> dict:
+    """{doc_pos: copies in the corpus} for the unit's documents that are the first occurrence of a
+    text found more than once (every other document stands for itself alone)."""
+    firsts = side.read("doc_firsts", unit, ["first_unit", "first_doc_pos", "group_size"])
+    if firsts is None:
+        return {}
+    mine = firsts.filter(pc.equal(firsts.column("first_unit"), unit))
+    return dict(zip(mine.column("first_doc_pos").to_pylist(), mine.column("group_size").to_pylist()))
+
+
 def applier(side, min_doc_chars: int, doc_schema: pa.Schema):
     """Pass 2: make_applier(unit) for run_pass2."""
-    gone_schema = removed_schema(doc_schema)
+    gone_schema, keep_schema = removed_schema(doc_schema), kept_schema(doc_schema)
 
     def make(unit: int, ids: dict):
         dups = doc_duplicates(side, unit)
         dup_of = ({p: ids.get(f) for p, f in zip(dups.column("doc_pos").to_pylist(),
                                                   dups.column("first_doc_pos").to_pylist())} if dups else {})
         cuts = unit_cuts(side, unit, ids)
+        copies = copies_of_firsts(side, unit)
 
         def apply(docs: pa.RecordBatch) -> dict:
-            return apply_decisions(docs, dup_of, cuts, min_doc_chars, gone_schema)
+            out = apply_decisions(docs, dup_of, cuts, min_doc_chars, gone_schema)
+            kept = out["kept"]
+            n = [copies.get(p, 1) for p in kept.column("doc_pos").to_pylist()]
+            if COPIES in kept.schema.names:
+                kept = kept.drop_columns([COPIES])
+            out["kept"] = kept.append_column(COPIES, pa.array(n, pa.int64())).cast(keep_schema)
+            return out
         return apply
     return make
 
@@ -208,7 +236,7 @@ class ExactDedupStage(Stage):
                              first_pairs=first)
             doc_schema = plan.doc_schema
             run_pass2(ctx, plan, applier(side, cfg.min_doc_chars_after_span_dedup, doc_schema),
-                      {"kept": doc_schema, "removed": removed_schema(doc_schema),
+                      {"kept": kept_schema(doc_schema), "removed": removed_schema(doc_schema),
                        "removed_spans": REMOVED_SPAN_SCHEMA}, answers)
             counts = pass1_counts(side, plan)
         ctx.log(f"keyed and decided {counts['docs']:,} documents")

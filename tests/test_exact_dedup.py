@@ -69,6 +69,21 @@ def test_paragraph_and_sentence_level(result):
     assert "c1" not in by_doc and "c2" not in by_doc
 
 
+def test_kept_documents_carry_their_exact_copies(result, spark, tmp_path):
+    tmp, _ = result
+    copies = {r["id"]: r["exact_copies"] for r in read_dir(tmp / "out" / "kept")}
+    assert copies["d1"] == 2 and {v for k, v in copies.items() if k != "d1"} == {1}
+    # copies in three read units: the first occurrence stands for all four, wherever they lie
+    text = "A text that the corpus holds four times, in three different files of the input."
+    write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "a1", "text": text, "lang": "en"},
+                                              {"id": "a2", "text": "Something else entirely, said once.", "lang": "en"}])
+    write_jsonl(tmp_path / "in" / "b.jsonl", [{"id": f"b{i}", "text": text, "lang": "en"} for i in range(2)])
+    write_jsonl(tmp_path / "in" / "c.jsonl", [{"id": "c1", "text": text + "  ", "lang": "en"}])
+    run_stage(EXACT, load_profile(None, []), str(tmp_path / "in"), str(tmp_path / "out"), spark=spark)
+    kept = {r["id"]: r["exact_copies"] for r in read_dir(tmp_path / "out" / "kept")}
+    assert kept == {"a1": 4, "a2": 1}
+
+
 def test_too_short_after_span_dedup(result):
     tmp, m = result
     removed = {r["id"]: r for r in read_dir(tmp / "out" / "removed")}
