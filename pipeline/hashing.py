@@ -7,6 +7,8 @@
 - `mix64`, `copy_hash`: splitmix64 over numpy arrays; seeded, depends on nothing but its
   arguments (shard placement and order of token sequences).
 - `hash01(*cols)`: a Spark column, a uniform number in [0, 1) from a seeded xxhash64 (sampling).
+- `uniform01(seed, strings)`: the same idea in a task, over Arrow/numpy: a uniform number in [0, 1)
+  per string from a seeded blake2b (the sample stage's draw per document id).
 - `partition_of(hi, n)`: the exchange partition of a key (its top bits are already uniform).
 - `file_sha256(path)`: checksums of model files and shards (re-run fingerprints, manifests).
 """
@@ -66,6 +68,15 @@ def hash01(*cols):
 
     return (F.xxhash64(*cols).bitwiseAND(F.lit((1 << HASH01_BITS) - 1)).cast("double")
             / F.lit(float(1 << HASH01_BITS)))
+
+
+def uniform01(seed: int, strings) -> np.ndarray:
+    """A uniform float in [0, 1) per string (None as ""), from blake2b keyed by the seed: depends on
+    nothing but the seed and the string."""
+    key = int(seed).to_bytes(8, "little", signed=True)
+    raw = b"".join(hashlib.blake2b((s or "").encode("utf-8"), digest_size=8, key=key).digest() for s in strings)
+    words = np.frombuffer(raw, dtype="<u8") if raw else np.zeros(0, "<u8")
+    return (words >> np.uint64(64 - HASH01_BITS)).astype(np.float64) / float(1 << HASH01_BITS)
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:

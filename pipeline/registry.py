@@ -14,6 +14,7 @@ STAGES = {
     "quality-signals": "quality.stages:QUALITY_SIGNALS_STAGE",
     "quality-filter": "quality.stages:QUALITY_FILTER_STAGE",
     "train-tokenizer": "tokenizer_training.stage:TRAIN_TOKENIZER_STAGE",
+    "sample": "sampling.stage:SAMPLE_STAGE",
     "tokenize": "tokenizer_training.stage:TOKENIZE_STAGE",
 }
 
