@@ -16,29 +16,24 @@ from pathlib import Path
 from typing import Callable
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from pipeline.readers import read_unit, split_read_batch, units_rdd
+from pipeline.readers import DocTally, unit_documents_counted, units_rdd
 from pipeline.schema import QUARANTINE_SCHEMA
 from pipeline.taskfiles import PartWriter, ensure_schema_file
 
 
 def _map_one_unit(plan, unit: int, attempt: int, mapper, work: str, outputs: dict) -> tuple[int, int]:
+    """Map one unit: its documents through `mapper` into work/<name>/, its refused records into
+    work/quarantine/. Returns the (documents, characters) read."""
     quarantine = PartWriter(Path(work) / "quarantine", unit, attempt, QUARANTINE_SCHEMA)
     writers = {name: PartWriter(Path(work) / name, unit, attempt, schema) for name, schema in outputs.items()}
-    n_docs = n_chars = 0
-    for raw in read_unit(plan.units[unit], plan):
-        docs, refused = split_read_batch(raw, plan)
-        quarantine.write(refused)
-        if docs.num_rows == 0:
-            continue
-        n_docs += docs.num_rows
-        n_chars += int(pc.sum(pc.utf8_length(docs.column("text"))).as_py() or 0)
+    tally = DocTally()
+    for docs in unit_documents_counted(plan, unit, quarantine, tally):
         for name, table in mapper(pa.Table.from_batches([docs])).items():
             writers[name].write(table)
     for w in [quarantine, *writers.values()]:
         w.close()
-    return n_docs, n_chars
+    return tally.docs, tally.chars
 
 
 def map_units(ctx, plan, make_mapper: Callable, outputs: dict) -> dict:

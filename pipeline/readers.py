@@ -6,8 +6,8 @@ parquet columns) or the quarantine (QUARANTINE_SCHEMA, with the reason, file and
 Both formats are read by our own Python code on the executors, one task per read unit (a JSONL
 file, or a run of a parquet file's row groups; `plan_read`), into one Arrow schema. Stages get the
 documents as a Spark DataFrame (`read_documents`), or, for a stage that streams (one with
-`run_units`, e.g. tokenize), read their units themselves inside their own tasks (`read_unit`, `split_read_batch`)
-and skip the JVM on the data path altogether.
+`run_units`, e.g. tokenize), read their units themselves inside their own tasks (`read_unit`, `split_read_batch`;
+`unit_documents_counted`, which also quarantines and counts) and skip the JVM on the data path altogether.
 """
 from __future__ import annotations
 
@@ -636,6 +636,31 @@ def split_read_batch(batch: pa.RecordBatch, plan: ReadPlan) -> tuple:
     quarantine = pa.RecordBatch.from_arrays([q.column(c) for c in QUARANTINE_FROM_READ.values()],
                                             schema=S.QUARANTINE_SCHEMA)
     return docs, quarantine
+
+
+@dataclass
+class DocTally:
+    """Documents and characters (code points of `text`) a unit's reading has handed on so far."""
+    docs: int = 0
+    chars: int = 0
+
+
+def unit_documents_counted(plan: ReadPlan, unit: int, quarantine, tally: DocTally):
+    """Yield unit `unit`'s non-empty document batches (the plan's document columns, in input
+    order), writing each batch's refused records to `quarantine` (anything with `write(batch or
+    None)`, e.g. a taskfiles.PartWriter) and adding each yielded batch to `tally` before it is
+    yielded. Every record read ends up in exactly one of the two: the one read loop of the
+    streaming engines (pipeline.mapunits, pass 1 of pipeline.twopass)."""
+    import pyarrow.compute as pc
+
+    for raw in read_unit(plan.units[unit], plan):
+        docs, refused = split_read_batch(raw, plan)
+        quarantine.write(refused)
+        if docs.num_rows == 0:
+            continue
+        tally.docs += docs.num_rows
+        tally.chars += int(pc.sum(pc.utf8_length(docs.column("text"))).as_py() or 0)
+        yield docs
 
 
 def units_rdd(spark, plan: ReadPlan, tasks: int | None = None):

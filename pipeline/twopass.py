@@ -37,7 +37,8 @@ import pyarrow.compute as pc
 from pipeline.exchange import exchange, from_blobs, split_by, tables_by_key
 from pipeline.first import first_occurrence
 from pipeline.hashing import partition_of
-from pipeline.readers import largest_first, light_tasks, read_unit, split_read_batch, units_rdd
+from pipeline.readers import (DocTally, largest_first, light_tasks, read_unit, split_read_batch, unit_documents_counted,
+                              units_rdd)
 from pipeline.schema import QUARANTINE_SCHEMA
 from pipeline.taskfiles import PartWriter, ensure_schema_file, read_part, task_output, write_part
 
@@ -155,20 +156,17 @@ def pass1_tasks(ctx, plan, make_fingerprint, side: Side, then: "Decision | None"
 
 
 def _pass1_unit(plan, u: int, attempt: int, fingerprint, side: Side, quarantine_dir: str, stage_jsonl: bool) -> None:
+    """Pass 1 of one unit: refused records to quarantine_dir, fingerprint(docs) to the side files
+    (a writer per name it returns), a parsed copy of a JSONL unit when stage_jsonl, and the unit's
+    {"docs", "chars"} to the COUNTS side file."""
     quarantine = PartWriter(quarantine_dir, u, attempt, QUARANTINE_SCHEMA)
     staged = (_StagedWriter(side, u, attempt, plan.doc_schema)
               if stage_jsonl and plan.units[u].fmt == "jsonl" else None)
     writers: dict = {}
-    n_docs = n_chars = 0
-    for raw in read_unit(plan.units[u], plan):
-        docs, refused = split_read_batch(raw, plan)
-        quarantine.write(refused)
-        if docs.num_rows == 0:
-            continue
+    tally = DocTally()
+    for docs in unit_documents_counted(plan, u, quarantine, tally):
         if staged is not None:
             staged.write(docs)
-        n_docs += docs.num_rows
-        n_chars += int(pc.sum(pc.utf8_length(docs.column("text"))).as_py() or 0)
         for name, table in fingerprint(docs).items():
             if name not in writers:
                 writers[name] = PartWriter(side.dir(name), u, attempt, table.schema)
@@ -176,7 +174,7 @@ def _pass1_unit(plan, u: int, attempt: int, fingerprint, side: Side, quarantine_
     quarantine.close()
     for w in [*writers.values(), *([staged] if staged else [])]:
         w.close()
-    write_part(side.dir(COUNTS), u, attempt, pa.table({"docs": [n_docs], "chars": [n_chars]}))
+    write_part(side.dir(COUNTS), u, attempt, pa.table({"docs": [tally.docs], "chars": [tally.chars]}))
 
 
 COUNTS = "_counts"  # side files: each unit's documents and characters

