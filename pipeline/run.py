@@ -1,6 +1,7 @@
 """`python -m pipeline run`: the profile's stages in order, each reading the kept/ of the last
-stage before it that feeds the next stage, then report.html. Finished stages are skipped (their manifests match), so a
-re-run after a crash resumes at the first stage that did not finish."""
+stage before it that feeds the next stage, then OUT/corpus/ (pipeline.export: the last text
+stage's kept/, the shards and the dataset card) and report.html. Finished stages are skipped
+(their manifests match), so a re-run after a crash resumes at the first stage that did not finish."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from pipeline.config import Profile
 from pipeline.errors import UserError
+from pipeline.export import export_corpus
 from pipeline.stage import run_stage, stage_config
 
 
@@ -23,7 +25,7 @@ def run_pipeline(profile: Profile, stages: list, input_spec: str, output: str, *
         raise UserError(f"cannot create output {out}: {exc.strerror}") from None
     spark = get_spark(profile.spark, master)
     stage_dirs: dict[str, Path] = {}
-    current = input_spec
+    current, final = input_spec, None
     manifests = []
     for stage in stages:
         cfg = stage.prepare(stage_config(stage, profile), stage_dirs)
@@ -32,9 +34,11 @@ def run_pipeline(profile: Profile, stages: list, input_spec: str, output: str, *
                                    overwrite=overwrite, replace_stale=True, cfg=cfg))
         stage_dirs[stage.name] = target
         if stage.feeds_next_stage:
-            current = str(target / "kept")
-    (out / "_pipeline.json").write_text(json.dumps(
-        {"input": input_spec, "config": profile.path, "stages": [s.name for s in stages]}, indent=2) + "\n")
+            current, final = str(target / "kept"), stage.name
+    run = {"input": input_spec, "config": profile.path, "stages": [s.name for s in stages]}
+    (out / "_pipeline.json").write_text(json.dumps(run, indent=2) + "\n")
+    if final is not None:
+        print(f"corpus: {export_corpus(out, run, stage_dirs, final)}", flush=True)
     report = write_report(out)
     print(f"report: {report}", flush=True)
     return manifests

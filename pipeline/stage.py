@@ -329,7 +329,7 @@ def _count_frame(df) -> dict:
 
 def count_and_reconcile(stage: Stage, ctx: StageContext, result: StageOutput, doc_outputs: list) -> dict:
     work = ctx.work_dir
-    wanted = {n: (work / n, ["reason", "lang"] if n == "removed" else ["lang"]) for n in doc_outputs}
+    wanted = {n: (work / n, ["reason", "lang", "source"] if n == "removed" else ["lang", "source"]) for n in doc_outputs}
     wanted.update({n: (work / n, ["reason", "level", "lang", ("lang", "level")]) for n in result.span_outputs})
     wanted["quarantined"] = (work / "quarantine", ["reason"])
     with ctx.timed("count"):

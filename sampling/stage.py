@@ -186,7 +186,23 @@ class SampleStage(Stage):
         stats["token_counter"] = f"SentencePiece {Path(tokenizer).name}" if tokenizer else \
             f"estimate: {cfg.tokens_per_byte} tokens per UTF-8 byte"
         return StageOutput(written=("kept", "removed"), removal_order=(NOT_SAMPLED,), input_counts=counts,
-                           stats={"sampling": stats, "report": stats.pop("report")})
+                           stats={"sampling": stats, "report": stats.pop("report"), "card": card_lines(cfg, stats)})
+
+
+def card_lines(cfg: SampleConfig, stats: dict) -> list[str]:
+    """The dataset card's account of the sampling: the formula, and the shares it reached."""
+    from sampling.weights import FORMULA
+
+    lines = ["The sampling weight of a document (sampling.weights):", "", "```", FORMULA, "```", "",
+             f"Inside each source group x language cell, expected repeats = min(scale x weight, {cfg.max_repeats}) "
+             f"with the cell's scale set so that its tokens meet its budget; integer repeats are drawn from a hash "
+             f"of the id with seed {cfg.seed}. Tokens counted with: {stats['token_counter']}.", "",
+             "| dimension | value | before % | target % | after % |", "|---|---|---:|---:|---:|"]
+    for dim, rows in stats["shares"].items():
+        for r in rows:
+            target = f"{100 * r['target']:.2f}" if "target" in r else "-"
+            lines.append(f"| {dim} | {r['value']} | {100 * r['before']:.2f} | {target} | {100 * r['after']:.2f} |")
+    return lines
 
 
 SAMPLE_STAGE = SampleStage()

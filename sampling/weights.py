@@ -1,5 +1,7 @@
 """A document's sampling weight: one formula, every coefficient in config, signals apart from the mixture.
 
+FORMULA (also written into the dataset card):
+
     weight = exp(quality_strength * (quality_score - quality_pivot))       quality, up or down
            * prod over `signals`: exp(coefficient * value)                   chosen q_ signals
            * copies ** -duplicate_exponent                                   near/exact duplicates
@@ -19,11 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from textwrap import dedent
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+FORMULA = dedent(__doc__.split("FORMULA (also written into the dataset card):")[1].split("A column the input lacks")[0]).strip()
 REST = "(rest)"  # the source group of sources no target pattern names
 
 

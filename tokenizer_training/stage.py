@@ -256,6 +256,10 @@ class TrainTokenizerStage(Stage):
         })
         for key in ("log_file", "model_file"):
             stats["training"][key] = os.path.basename(stats["training"][key])
+        stats["card"] = [
+            f"Tokenizer: SentencePiece, {result.vocab_size:,} pieces, trained on {total_sampled / 1e6:.1f} MB "
+            f"sampled from this stage's input by language (seed {seed}); `tokenizer.model` sha256 "
+            f"`{file_sha256(ctx.work_dir / 'tokenizer.model')}`."]
         (ctx.work_dir / "train_stats.json").write_text(
             json.dumps(stats, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
         pool.unpersist()
@@ -533,6 +537,12 @@ class TokenizeStage(Stage):
         summary["shard_count"] = len(entries)
         # A timing: in the stage manifest only, so the shards' own manifest stays byte-reproducible.
         summary["encode_cpu_s"] = round(encode_cpu, 3)  # inside SentencePiece, summed over tasks
+        summary["card"] = [f"Token shards: Megatron-LM indexed dataset (.bin/.idx, {manifest['dtype']}), "
+                           f"{total_tokens:,} tokens in {n_seqs:,} sequences (a document with repeats = k is "
+                           f"k sequences), tokenizer sha256 `{model_sha}`.", "",
+                           "| shard | documents | tokens | .bin sha256 | .idx sha256 |", "|---|---:|---:|---|---|"]
+        summary["card"] += [f"| {e['prefix']} | {e['documents']:,} | {e['tokens']:,} | `{e['bin_sha256']}` | "
+                            f"`{e['idx_sha256']}` |" for e in entries]
         summary["report"] = {"tables": [{
             "title": "Tokens by language",
             "columns": ["lang", "documents", "tokens"],
