@@ -25,8 +25,9 @@ help:
 	@echo "make test    - install (first time) and run the test suite"
 	@echo "make fuzz    - the generated bad-input suite, longer (FUZZ_SCALE=10), figures in bench/results/fuzz.json"
 	@echo "make <stage> IN=... OUT=...  - run one stage (exact-dedup, minhash-dedup, semantic-dedup, train-quality,"
-	@echo "                               quality-signals, quality-filter, train-tokenizer, tokenize;"
+	@echo "                               quality-signals, quality-filter, train-tokenizer, sample, tokenize;"
 	@echo "                               tokenize also needs ARGS='--tokenizer path/tokenizer.model')"
+	@echo "make pipeline - the full profile (configs/baichuan2.yaml) on CORPUS=$(CORPORA) into out/full/, resumable"
 	@echo "make bench   - benchmarks on $(CORPORA), figures into bench/results/"
 
 venv: $(STAMP)
@@ -51,7 +52,7 @@ fuzz: venv
 	@cat bench/results/fuzz.json
 
 # One make target per stage: make exact-dedup IN=path OUT=path [ARGS="--overwrite"]
-STAGES := exact-dedup minhash-dedup semantic-dedup train-quality quality-signals quality-filter train-tokenizer tokenize
+STAGES := exact-dedup minhash-dedup semantic-dedup train-quality quality-signals quality-filter train-tokenizer sample tokenize
 .PHONY: $(STAGES)
 $(STAGES): venv
 	@test -n "$(IN)" || { echo "usage: make $@ IN=<input> OUT=<output dir>"; exit 2; }
