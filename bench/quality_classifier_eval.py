@@ -9,7 +9,10 @@ Figures (bench/results/quality_classifier.json), per language (en, zh):
   (navigation, menus, footers, comments) against the same page's gold article alone; the share of
   pairs where the article scores strictly higher (target >= 0.8), ties counted apart, on all pairs
   and on the pairs whose article is under 95% of the page's characters (13 of the 61 zh pairs are
-  their article plus a title or byline line, near coin flips for any scorer);
+  their article plus a title or byline line, near coin flips for any scorer). The score is
+  `quality_score` exactly as quality-signals writes it (quality.stages.quality_scores: the
+  classifier combined with q_boilerplate_char_fraction by QualitySignalsConfig.boilerplate_penalty,
+  float32); `classifier_only` holds the same figures for the classifier's probability alone;
 - the same AUC and pair figures for further seeds (other split, other link lists, other
   training order): the spread says how much of a figure is the seed (zh has only 61 pairs);
 - determinism: the first seed trained twice, the model files compared byte for byte.
@@ -30,8 +33,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from quality.classifier import (DEFAULT_RULES, LINK_LISTS, MAX_PER_SOURCE, MODEL_NAME,  # noqa: E402
-                                labelled_documents, load_classifier, read_jsonl_gz, score, split_examples,
+                                labelled_documents, load_classifier, read_jsonl_gz, split_examples,
                                 train_classifier)
+from quality.signals import boilerplate_char_fraction  # noqa: E402
+from quality.stages import QualitySignalsConfig, classifier_scores, quality_scores  # noqa: E402
 
 WEBPAGES = {"en": "en_web_pages_dragnet.jsonl.gz", "zh": "zh_web_pages_cwce.jsonl.gz"}
 MOSTLY_ARTICLE = 0.95
@@ -47,21 +52,40 @@ def webpage_pairs(path: Path) -> tuple[list[str], list[str], list[str]]:
             [p["article_body"].get("group") or "all" for p in pairs])
 
 
-def pair_figures(model, path: Path) -> dict:
-    pages, articles, groups = webpage_pairs(path)
-    t0 = time.perf_counter()
-    page_scores = score(model, pages)
-    seconds = time.perf_counter() - t0
-    article_scores = score(model, articles)
+def _shares(article_scores, page_scores, boilerplate: np.ndarray) -> dict:
     wins, ties = article_scores > page_scores, article_scores == page_scores
+    return {"article_higher_share": round(float(wins.mean()), 4), "ties": int(ties.sum()),
+            "article_higher_share_with_boilerplate": round(float(wins[boilerplate].mean()), 4),
+            "mean_page_score": round(float(page_scores.mean()), 4),
+            "mean_article_score": round(float(article_scores.mean()), 4)}
+
+
+def pair_figures(model, path: Path, lang: str, cfg: QualitySignalsConfig | None = None) -> dict:
+    """Pair figures of `quality_score` exactly as quality-signals writes it (quality.stages.
+    quality_scores: the classifier on the first score_chars characters, combined with
+    q_boilerplate_char_fraction by boilerplate_penalty, as float32), and of the classifier alone
+    (`classifier_only`) for comparison."""
+    cfg = cfg or QualitySignalsConfig()
+    pages, articles, groups = webpage_pairs(path)
+    langs = [lang] * len(pages)
+    t0 = time.perf_counter()
+    raw_page = classifier_scores({lang: model}, pages, langs, cfg.score_chars)
+    seconds = time.perf_counter() - t0
+    raw_article = classifier_scores({lang: model}, articles, langs, cfg.score_chars)
+    frac_page, frac_article = boilerplate_char_fraction(pages, langs), boilerplate_char_fraction(articles, langs)
+    page_scores = quality_scores({lang: model}, pages, langs, frac_page, cfg).to_numpy(zero_copy_only=False)
+    article_scores = quality_scores({lang: model}, articles, langs, frac_article, cfg).to_numpy(zero_copy_only=False)
     boilerplate = np.array([len(a) / max(len(p), 1) < MOSTLY_ARTICLE for a, p in zip(articles, pages)])
-    out = {"pairs": len(pages), "article_higher_share": round(float(wins.mean()), 4), "ties": int(ties.sum()),
-           "pairs_with_boilerplate": int(boilerplate.sum()),
-           "article_higher_share_with_boilerplate": round(float(wins[boilerplate].mean()), 4),
-           "mean_page_score": round(float(page_scores.mean()), 4),
-           "mean_article_score": round(float(article_scores.mean()), 4),
+    out = {"pairs": len(pages), "pairs_with_boilerplate": int(boilerplate.sum()),
+           "score": "quality_score (classifier * (1 - q_boilerplate_char_fraction) ** boilerplate_penalty)",
+           "boilerplate_penalty": cfg.boilerplate_penalty,
+           **_shares(article_scores, page_scores, boilerplate),
+           "classifier_only": _shares(raw_article, raw_page, boilerplate),
+           "mean_page_boilerplate_char_fraction": round(float(frac_page.mean()), 4),
+           "mean_article_boilerplate_char_fraction": round(float(frac_article.mean()), 4),
            "scoring_docs_per_s": round(len(pages) / seconds),
            "scoring_mb_per_s": round(sum(len(t) for t in pages) / seconds / 1e6, 2)}
+    wins = article_scores > page_scores
     groups = np.asarray(groups)
     if len(set(groups)) > 1:
         out["article_higher_share_by_group"] = {str(g): round(float(wins[groups == g].mean()), 4)
@@ -79,7 +103,7 @@ def train_and_measure(docs: dict, seed: int, out_dir: Path, webpages: Path, hype
                           sources=docs["sources"])
     metrics = train_classifier(data, out_dir, seed, **hyper)
     for lang, row in metrics["langs"].items():
-        row["webpage_pairs"] = pair_figures(load_classifier(out_dir / row["model"]), webpages / WEBPAGES[lang])
+        row["webpage_pairs"] = pair_figures(load_classifier(out_dir / row["model"]), webpages / WEBPAGES[lang], lang)
     return metrics
 
 
@@ -87,7 +111,11 @@ def seed_summary(metrics: dict) -> dict:
     return {lang: {"auc": row["auc"], "precision": row["precision"], "recall": row["recall"],
                    "article_higher_share": row["webpage_pairs"]["article_higher_share"],
                    "article_higher_share_with_boilerplate":
-                       row["webpage_pairs"]["article_higher_share_with_boilerplate"]}
+                       row["webpage_pairs"]["article_higher_share_with_boilerplate"],
+                   "classifier_only_article_higher_share":
+                       row["webpage_pairs"]["classifier_only"]["article_higher_share"],
+                   "classifier_only_article_higher_share_with_boilerplate":
+                       row["webpage_pairs"]["classifier_only"]["article_higher_share_with_boilerplate"]}
             for lang, row in metrics["langs"].items()}
 
 

@@ -254,8 +254,11 @@ def line_features(raw: pa.Array, rules: LineRules) -> dict:
     count = lambda pattern: pc.count_substring_regex(text, pattern).to_numpy().astype(np.float64)
     match = lambda pattern: pc.match_substring_regex(text, pattern, ignore_case=True).to_numpy(zero_copy_only=False)
     chars = pc.utf8_length(text).to_numpy().astype(np.float64)
-    units = count(WORD) + count(f"[{CJK}]") / rules.cjk_chars_per_word
-    content_chars = count(r"[\p{L}\p{N}\s\x{2500}-\x{257F}]")  # box drawing is a diagram: content
+    # characters of a class = all characters less those left once its runs are removed (one regex
+    # match per run, not per character: several times faster than counting single characters)
+    outside = lambda cls: pc.utf8_length(pc.replace_substring_regex(text, cls + "+", "")).to_numpy().astype(np.float64)
+    units = count(WORD) + (chars - outside(f"[{CJK}]")) / rules.cjk_chars_per_word
+    content_chars = chars - outside(r"[\p{L}\p{N}\s\x{2500}-\x{257F}]")  # box drawing is a diagram: content
     return {
         "units": units,
         "ends": match(rules.sentence_end),

@@ -34,6 +34,13 @@ non-blank pieces between blank lines (Gopher). Duplicate lines, paragraphs and n
 occurrence after the first of the same document (datatrove's reading of Gopher): the value is the
 share of the text that dropping repeats would remove.
 
+Boilerplate: q_boilerplate_char_fraction is the share of a prose document's characters that
+quality.linefilter's rules (default LineRules: the cuts quality-filter makes) would cut, from its
+`boilerplate_cuts` over the chunk's prose documents (Arrow kernels per line; Python only over the
+few long lines that close with an interface phrase); 0 for code, which is never cut, and for an
+empty document. quality-signals combines it with the classifier (quality.stages.
+combined_quality_score).
+
 How (no Python loop per document, word or character): a chunk's UTF-8 is decoded once into a
 numpy array of code points; per-character classes come from one lookup table and are counted per
 document with one bincount; words are runs found with shifts and cumulative sums, and each gets a
@@ -121,6 +128,9 @@ SIGNALS: list[Signal] = [
            "'privacy policy', 'terms of use', 'all rights reserved', '隐私政策', '用户协议' ..."),
     Signal("q_click_here", "int", "'click here', '点击这里', '点击此处' ..."),
     Signal("q_curly_braces", "int", "'{' characters (C4 drops prose pages with any)"),
+    Signal("q_boilerplate_char_fraction", "float",
+           "share of the characters that quality.linefilter's rules would cut (navigation, copyright, "
+           "breadcrumb and interface lines and sentences); 0 for code and for an empty document"),
     # code (null for prose)
     Signal("q_code_max_line_len", "int", "code: longest line, characters"),
     Signal("q_code_mean_line_len", "float", "code: mean line length over all lines, blank ones included"),
@@ -584,6 +594,35 @@ def _comment_signals(lines: _Lines, is_code: np.ndarray, n: int) -> dict[str, np
     }
 
 
+# --- boilerplate ----------------------------------------------------------------------------------
+
+def _boilerplate_fraction(text: pa.Array, lang: pa.Array, is_code: np.ndarray, chars: np.ndarray) -> np.ndarray:
+    """Per document, the share of its characters that quality.linefilter's rules cut (the very
+    cuts quality-filter makes with its default LineRules: whole lines with their newline, and
+    short sentences closing a long line; disjoint, so their lengths add up). 0 for code (never
+    cut: only prose documents are scanned) and for an empty document (nothing to cut)."""
+    from quality.linefilter import boilerplate_cuts
+
+    out = np.zeros(len(text))
+    prose = np.flatnonzero(~is_code & (chars > 0))
+    if len(prose) == 0:
+        return out
+    rows = pa.array(prose, pa.int64())
+    cuts = boilerplate_cuts(text.take(rows), lang.take(rows), prose)
+    if cuts.num_rows:
+        doc = _np(cuts.column("doc_pos").combine_chunks())
+        length = _np(cuts.column("end").combine_chunks()) - _np(cuts.column("start").combine_chunks())
+        cut = np.bincount(doc, weights=length, minlength=len(text))
+        out[prose] = np.clip(cut[prose] / chars[prose], 0.0, 1.0)
+    return out
+
+
+def boilerplate_char_fraction(text, lang, code_langs=tuple(DEFAULT_CODE_LANGS)) -> np.ndarray:
+    """q_boilerplate_char_fraction alone, as float64 (for the benches: what compute_signals writes)."""
+    column = compute_signals(text, lang, code_langs)["q_boilerplate_char_fraction"]
+    return np.asarray(column.to_numpy(zero_copy_only=False), np.float64)
+
+
 # --- putting it together --------------------------------------------------------------------------
 
 _CJK_LANG_RE = r"^(?:zh|ja|ko|yue|wuu|cmn|jpn|kor|zho)(?:$|[-_])"
@@ -654,6 +693,7 @@ def _chunk_signals(text: pa.Array, lang: pa.Array, code_langs) -> dict[str, np.n
     out.update(_paragraph_signals(text))
     out.update(_marker_signals(text))
     out.update(_code_signals(text, lines, counts, is_code))
+    out["q_boilerplate_char_fraction"] = _boilerplate_fraction(text, lang, is_code, counts[0])
     return out
 
 

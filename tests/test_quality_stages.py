@@ -70,6 +70,11 @@ def test_signals_add_columns_and_remove_nothing(signals_out):
     assert kept["page"]["lang_id"] == "en" and kept["zh_page"]["lang_id"] == "zh"
     assert all(r["quality_score"] is None for r in kept.values())  # no classifier given
     assert kept["lorem"]["q_lorem_ipsum"] > 0 and kept["brown0"]["q_lorem_ipsum"] == 0
+    # the share of characters quality-filter's line rules cut: the pages' menus and footers; none
+    # of an article alone, of clean prose or of code
+    assert kept["page"]["q_boilerplate_char_fraction"] > 0.3 and kept["zh_page"]["q_boilerplate_char_fraction"] > 0.2
+    assert all(kept[k]["q_boilerplate_char_fraction"] == 0.0
+               for k in ("no_lang_en", "no_lang_zh", "no_lang_code", "code", "brown0", "brown1", "brown2"))
 
 
 def test_filter_removes_by_first_failing_rule_and_cuts_boilerplate(signals_out, spark):
@@ -148,13 +153,46 @@ def test_train_quality_then_score(trained, spark):
             {"id": "review", "text": parts["zh_neg"][-1]["text"], "lang": "zh"},
             {"id": "speech", "text": parts["en_pos"][-1]["text"], "lang": "en"},
             {"id": "spam", "text": parts["en_neg"][-1]["text"], "lang": "en"},
-            {"id": "code", "text": CODE, "lang": "python"}]
+            {"id": "code", "text": CODE, "lang": "python"},
+            {"id": "page", "text": PAGE, "lang": "en"}, {"id": "article", "text": ARTICLE, "lang": "en"},
+            {"id": "zh_page", "text": ZH_PAGE, "lang": "zh"}, {"id": "zh_article", "text": ZH_ARTICLE, "lang": "zh"}]
     write_jsonl(tmp / "score" / "a.jsonl", docs)
     profile = load_profile(None, [f"quality-signals.classifier_dir={tmp / 'model'}"])
     run_stage(QUALITY_SIGNALS_STAGE, profile, str(tmp / "score"), str(tmp / "scored"), spark=spark)
-    s = {r["id"]: r["quality_score"] for r in read_dir(tmp / "scored" / "kept")}
+    rows = {r["id"]: r for r in read_dir(tmp / "scored" / "kept")}
+    s = {k: r["quality_score"] for k, r in rows.items()}
     assert s["code"] is None and all(0.0 <= s[k] <= 1.0 for k in ("news", "review", "speech", "spam"))
     assert s["news"] > s["review"] and s["speech"] > s["spam"]
+    # a page with navigation, share buttons and a footer scores below its article alone
+    assert s["article"] > s["page"] and s["zh_article"] > s["zh_page"]
+    # quality_score is the classifier's score times (1 - q_boilerplate_char_fraction) ** 1.0 (the
+    # default boilerplate_penalty), through the one combining function
+    from quality.classifier import load_classifier
+    from quality.stages import classifier_scores, combined_quality_score
+
+    for lang, ids in (("en", ["page", "article", "speech"]), ("zh", ["zh_page", "zh_article", "news"])):
+        model = load_classifier(tmp / "model" / f"quality_{lang}.ftz")
+        raw = classifier_scores({lang: model}, [rows[k]["text"] for k in ids], [lang] * 3, 8000)
+        frac = [rows[k]["q_boilerplate_char_fraction"] for k in ids]
+        assert frac[0] > 0 and frac[1] == 0 and frac[2] == 0
+        want = combined_quality_score(raw, frac, 1.0)
+        assert [s[k] for k in ids] == pytest.approx(list(want), abs=1e-6)
+        assert want[0] == pytest.approx(raw[0] * (1 - frac[0])) and want[1] == pytest.approx(raw[1])
+
+
+def test_combined_quality_score():
+    """classifier * (1 - boilerplate) ** penalty: penalty 0 is the classifier alone, no
+    boilerplate keeps the classifier's score, all boilerplate is 0, NaN (no classifier) stays NaN."""
+    import numpy as np
+
+    from quality.stages import combined_quality_score
+
+    raw = np.array([0.8, 0.8, 0.8, 0.8, np.nan])
+    frac = np.array([0.0, 0.25, 1.0, 0.5, 0.5])
+    assert combined_quality_score(raw, frac, 1.0)[:4] == pytest.approx([0.8, 0.6, 0.0, 0.4])
+    assert combined_quality_score(raw, frac, 2.0)[:4] == pytest.approx([0.8, 0.45, 0.0, 0.2])
+    assert combined_quality_score(raw, frac, 0.0)[:4] == pytest.approx([0.8] * 4)
+    assert np.isnan(combined_quality_score(raw, frac, 1.0)[4])
 
 
 def test_train_quality_without_examples_is_one_error(spark, tmp_path):
