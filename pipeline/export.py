@@ -84,8 +84,8 @@ def _stage_section(m: dict) -> list[str]:
              for lv, v in c[name].get("by_level", {}).items()]
     if rows:
         lines += _table(["output", "reason", "records", "characters"], rows) + [""]
-    lines += ["<details><summary>settings</summary>", "", "```json",
-              json.dumps(m["config"]["stage"], indent=1, ensure_ascii=False, sort_keys=True), "```", "", "</details>", ""]
+    settings = [f"{k}: {json.dumps(v, ensure_ascii=False, sort_keys=True)}" for k, v in sorted(m["config"]["stage"].items())]
+    lines += ["<details><summary>settings</summary>", "", "```yaml", *settings, "```", "", "</details>", ""]
     return lines + list((m.get("stats") or {}).get("card", [])) + [""]
 
 

@@ -29,7 +29,7 @@ def run_pipeline(profile: Profile, stages: list, input_spec: str, output: str, *
     manifests = []
     for stage in stages:
         cfg = stage.prepare(stage_config(stage, profile), stage_dirs)
-        target = out / stage.name
+        target = out.resolve() / stage.name  # absolute: paths derived from it do not depend on how OUT is spelled
         manifests.append(run_stage(stage, profile, current, str(target), spark=spark, master=master,
                                    overwrite=overwrite, replace_stale=True, cfg=cfg))
         stage_dirs[stage.name] = target
