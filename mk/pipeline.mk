@@ -21,3 +21,9 @@ SLICE_MB ?= 20
 bench-pipeline: venv
 	$(PY) bench/bench_pipeline.py --config $(PIPELINE_CONFIG) --corpora $(CORPUS) --slice-mb $(SLICE_MB) \
 		--work bench/.work/pipeline --out bench/results/pipeline.json $(ARGS)
+
+# After bench-pipeline: sample + tokenize again with seed 1 (byte-identical corpus data and shards
+# expected) and seed 2 (another sample, the same shares) -> bench/results/sample_seeds.json
+.PHONY: bench-sample-seeds
+bench-sample-seeds: venv
+	bash bench/sample_seeds.sh
