@@ -256,10 +256,7 @@ class TrainTokenizerStage(Stage):
         })
         for key in ("log_file", "model_file"):
             stats["training"][key] = os.path.basename(stats["training"][key])
-        stats["card"] = [
-            f"Tokenizer: SentencePiece, {result.vocab_size:,} pieces, trained on {total_sampled / 1e6:.1f} MB "
-            f"sampled from this stage's input by language (seed {seed}); `tokenizer.model` sha256 "
-            f"`{file_sha256(ctx.work_dir / 'tokenizer.model')}`."]
+        stats["card"] = tokenizer_card(result.vocab_size, total_sampled, seed, ctx.work_dir / "tokenizer.model")
         (ctx.work_dir / "train_stats.json").write_text(
             json.dumps(stats, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
         pool.unpersist()
@@ -537,12 +534,7 @@ class TokenizeStage(Stage):
         summary["shard_count"] = len(entries)
         # A timing: in the stage manifest only, so the shards' own manifest stays byte-reproducible.
         summary["encode_cpu_s"] = round(encode_cpu, 3)  # inside SentencePiece, summed over tasks
-        summary["card"] = [f"Token shards: Megatron-LM indexed dataset (.bin/.idx, {manifest['dtype']}), "
-                           f"{total_tokens:,} tokens in {n_seqs:,} sequences (a document with repeats = k is "
-                           f"k sequences), tokenizer sha256 `{model_sha}`.", "",
-                           "| shard | documents | tokens | .bin sha256 | .idx sha256 |", "|---|---:|---:|---|---|"]
-        summary["card"] += [f"| {e['prefix']} | {e['documents']:,} | {e['tokens']:,} | `{e['bin_sha256']}` | "
-                            f"`{e['idx_sha256']}` |" for e in entries]
+        summary["card"] = shards_card(manifest, entries)
         summary["report"] = {"tables": [{
             "title": "Tokens by language",
             "columns": ["lang", "documents", "tokens"],
@@ -550,6 +542,22 @@ class TokenizeStage(Stage):
                      for lg, n in manifest["tokens_by_lang"].items()]}]}
         return StageOutput(written=("kept",), stats=summary,
                            input_counts={"docs": int(tot["docs"]), "chars": int(tot["chars"])})
+
+
+def tokenizer_card(vocab_size: int, sampled_bytes: int, seed: int, model: Path) -> list[str]:
+    """The dataset card's line on the tokenizer (pipeline.export reads stats.card)."""
+    return [f"Tokenizer: SentencePiece, {vocab_size:,} pieces, trained on {sampled_bytes / 1e6:.1f} MB sampled "
+            f"from this stage's input by language (seed {seed}); `tokenizer.model` sha256 `{file_sha256(model)}`."]
+
+
+def shards_card(manifest: dict, entries: list) -> list[str]:
+    """The dataset card's lines on the token shards: format, totals, each shard with its checksums."""
+    lines = [f"Token shards: Megatron-LM indexed dataset (.bin/.idx, {manifest['dtype']}), {manifest['tokens']:,} "
+             f"tokens in {manifest['sequences']:,} sequences (a document with repeats = k is k sequences), "
+             f"tokenizer sha256 `{manifest['tokenizer']['sha256']}`.", "",
+             "| shard | documents | tokens | .bin sha256 | .idx sha256 |", "|---|---:|---:|---|---|"]
+    return lines + [f"| {e['prefix']} | {e['documents']:,} | {e['tokens']:,} | `{e['bin_sha256']}` | "
+                    f"`{e['idx_sha256']}` |" for e in entries]
 
 
 TRAIN_TOKENIZER_STAGE = TrainTokenizerStage()
