@@ -2,7 +2,7 @@
 # After `make bench-pipeline`: re-run sample + tokenize on the full run's quality-filter output with
 # seed 1 (the full run's) and seed 2. Seed 1 must give the full run's corpus data/ and .bin/.idx
 # byte for byte; seed 2 another sample with the same shares. Figures: bench/results/sample_seeds.json.
-cd /work/main
+cd "$(dirname "$0")/.."
 export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 SPARK_LOCAL_IP=127.0.0.1 PYTHONHASHSEED=0 PYSPARK_PYTHON=$PWD/.venv/bin/python PYSPARK_DRIVER_PYTHON=$PWD/.venv/bin/python
 FULL=$(ls -d bench/.work/pipeline/full-* | head -1)
 TOK=$PWD/$FULL/train-tokenizer/tokenizer.model

@@ -2,7 +2,8 @@
 
 Export writes `config.json` with Baichuan's field names, `model.safetensors` with Baichuan's state-dict
 keys (our module names already are those keys) and the NormHead rows *normalised*, as the released
-checkpoints hold them, and the SentencePiece tokenizer files. Baichuan's own modeling code
+checkpoints hold them, and the tokenizer files (`tokenizer.model` and a fast `tokenizer.json` that
+`AutoTokenizer` loads without remote code, as `pipeline.hf_tokenizer` writes them). Baichuan's own modeling code
 (`modeling_baichuan.py`, remote code) is not shipped here; `auto_map` names it so a user who drops it
 in can load the directory with `trust_remote_code=True`.
 
@@ -23,26 +24,12 @@ from safetensors.torch import load_file
 
 # None of these imports model.hf_export back: the loader that reads both our checkpoints and
 # exported dirs is model.loading, above this module and model.checkpoint.
+from pipeline.hf_tokenizer import UnsupportedModel, export_tokenizer_hf
+
 from .checkpoint import CheckpointError, save_weights
 from .configs import ModelConfig
 from .data import DataError, shard_manifest
 from .model import Baichuan
-
-TOKENIZER_CONFIG = {
-    "add_bos_token": False,
-    "add_eos_token": False,
-    "auto_map": {"AutoTokenizer": ["tokenization_baichuan.BaichuanTokenizer", None]},
-    "bos_token": "<s>",
-    "eos_token": "</s>",
-    "pad_token": "<unk>",
-    "unk_token": "<unk>",
-    "clean_up_tokenization_spaces": False,
-    "sp_model_kwargs": {},
-    "tokenizer_class": "BaichuanTokenizer",
-    "use_fast": False,
-}
-SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<unk>", "unk_token": "<unk>"}
-
 
 def hf_config(cfg: ModelConfig, dtype: str = "float32") -> dict:
     d = {
@@ -143,10 +130,12 @@ def write_tokenizer(tokenizer: Path, out: Path, cfg: ModelConfig) -> None:
         n = None
     if n is not None and n > cfg.vocab_size:
         raise CheckpointError(f"tokenizer {src} has {n} pieces but the model's vocab_size is {cfg.vocab_size}")
-    shutil.copyfile(src, out / "tokenizer.model")
-    tc = dict(TOKENIZER_CONFIG, model_max_length=cfg.max_position)
-    (out / "tokenizer_config.json").write_text(json.dumps(tc, indent=2) + "\n")
-    (out / "special_tokens_map.json").write_text(json.dumps(SPECIAL_TOKENS, indent=2) + "\n")
+    # the files the train-tokenizer stage writes: a fast tokenizer exact against SentencePiece
+    try:
+        export_tokenizer_hf(src, out, model_max_length=cfg.max_position)
+    except UnsupportedModel as exc:
+        raise CheckpointError(f"tokenizer {src}: {exc}; the pipeline's train-tokenizer settings "
+                              f"(identity normalisation, no dummy prefix) export exactly") from None
 
 
 def export_model_hf(model: Baichuan, out: str | os.PathLike, tokenizer: str | os.PathLike | None = None,

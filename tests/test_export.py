@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, SMALL_VOCAB_SET
 from pipeline.cli import load_stage
 from pipeline.config import load_profile
 from pipeline.run import run_pipeline
 
 STAGES = ["exact-dedup", "train-tokenizer", "sample", "tokenize"]
-OVERRIDES = ["write.files_per_output=1", "train-tokenizer.vocab_size=4000", "train-tokenizer.evaluate=false",
+OVERRIDES = ["write.files_per_output=1", "train-tokenizer.vocab_size=4000", *SMALL_VOCAB_SET,
+             "train-tokenizer.evaluate=false",
              "train-tokenizer.min_last_merge_frequency=0", "train-tokenizer.heldout_fraction=0.05",
              'sample.targets={"lang": {"en": 0.5, "zh": 0.3, "code": 0.2}}', "tokenize.shard_size_tokens=50000"]
 

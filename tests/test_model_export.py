@@ -40,7 +40,10 @@ def tokenizer_model(tmp_path_factory):
     (d / "text.txt").write_text("\n".join(" ".join(rng.choice(words, 12)) for _ in range(400)))
     spm.SentencePieceTrainer.train(input=str(d / "text.txt"), model_prefix=str(d / "tokenizer"),
                                    vocab_size=320, model_type="bpe", byte_fallback=True, hard_vocab_limit=False,
-                                   unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2)
+                                   unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2,
+                                   # the pipeline's settings (identity, no dummy prefix): an exact fast tokenizer
+                                   normalization_rule_name="identity", add_dummy_prefix=False,
+                                   remove_extra_whitespaces=False)
     return d / "tokenizer.model"
 
 
@@ -59,10 +62,20 @@ def test_init_export_import_score(tmp_path, tokenizer_model, config):
     assert (cfg["pad_token_id"], cfg["bos_token_id"], cfg["eos_token_id"], cfg["tie_word_embeddings"],
             cfg["hidden_act"]) == (0, 1, 2, False, "silu")
     assert ("max_position_embeddings" in cfg) == (tiny.position == "rope")
-    for f in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
+    for f in ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         assert (hf / f).exists()
     assert (hf / "tokenizer.model").read_bytes() == tokenizer_model.read_bytes()
-    assert json.loads((hf / "tokenizer_config.json").read_text())["tokenizer_class"] == "BaichuanTokenizer"
+    tok_cfg = json.loads((hf / "tokenizer_config.json").read_text())
+    assert tok_cfg["tokenizer_class"] == "PreTrainedTokenizerFast" and tok_cfg["model_max_length"] == tiny.max_position
+    # the same files the train-tokenizer stage writes: AutoTokenizer gives SentencePiece's ids, decodes exactly
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(hf), local_files_only=True)
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizer_model))
+    for text in ("    def f(x):\n        return x  # 中文", "  lead and trail  ", "emoji 😀 rare 龘"):
+        ids = tok.encode(text, add_special_tokens=False)
+        assert ids == sp.encode(text) and tok.decode(ids) == text
 
     w = load_file(str(hf / "model.safetensors"))
     h, L = tiny.hidden_size, tiny.num_layers

@@ -7,7 +7,7 @@ import json
 import pytest
 import sentencepiece as spm
 
-from conftest import CORPORA, read_dir, write_jsonl
+from conftest import CORPORA, SMALL_VOCAB_SET, read_dir, write_jsonl
 from pipeline.config import load_profile
 from pipeline.errors import UserError
 from pipeline.stage import run_stage
@@ -35,7 +35,7 @@ SAMPLE_BYTES = 900_000
 
 def profile(*extra):
     return load_profile(None, [
-        "write.files_per_output=1", "train-tokenizer.vocab_size=4000",
+        "write.files_per_output=1", "train-tokenizer.vocab_size=4000", *SMALL_VOCAB_SET,
         f"train-tokenizer.sample_bytes={SAMPLE_BYTES}", "train-tokenizer.heldout_fraction=0.05",
         "train-tokenizer.num_threads=2", "train-tokenizer.min_last_merge_frequency=2",
         "train-tokenizer.compare=[mistral-sp-32k, not-a-tokenizer]", *extra])
@@ -63,7 +63,9 @@ def test_outputs(trained):
     assert not m["reconciles"] and not m["feeds_next_stage"] and m["counts"]["consumed"]["docs"] == len(docs)
     tr = m["stats"]["training"]
     assert tr["last_merge_frequency"] >= 2 and tr["sentences_skipped_too_long"] == 0
-    assert m["stats"]["hf_check"]["same_ids"] == m["stats"]["hf_check"]["documents"] > 0
+    hf = m["stats"]["hf_check"]
+    assert hf["same_ids"] == hf["exact_decode"] == hf["documents"] > 0
+    assert (out / "tokenizer.json").is_file()
 
 
 def test_sample_mixture_and_heldout(trained):
@@ -84,6 +86,27 @@ def test_sample_mixture_and_heldout(trained):
     by_src = m["stats"]["sample"]["by_source"]
     zh = [v["sampled_bytes"] for k, v in by_src.items() if k.startswith("zh/")]
     assert max(zh) / min(zh) < 1.3
+
+
+def test_short_language_is_repeated(trained, spark, tmp_path):
+    tmp, docs, _ = trained
+    zh_bytes = sum(len(d["text"].encode()) for d in docs if d["lang"] == "zh")
+    m = run_stage(TRAIN_TOKENIZER_STAGE, profile("train-tokenizer.evaluate=false", "train-tokenizer.export_hf=false",
+                                                 "train-tokenizer.max_lang_repeats=2",
+                                                 # zh wants ~3x its text, en and code a few % of theirs
+                                                 "train-tokenizer.lang_weights={zh: 1.0, en: 0.01, code: 0.01}",
+                                                 f"train-tokenizer.sample_bytes={3 * zh_bytes}",
+                                                 "train-tokenizer.keep_sentence_files=true"),
+                  str(tmp / "in"), str(tmp_path / "out"), spark=spark)
+    zh = m["stats"]["sample"]["plan_by_lang"]["zh"]
+    assert zh["repeats"] == 2.0 and zh["shortfall_bytes"] > 0  # zh wanted 2x its text; got all of it twice
+    sample = read_dir(tmp_path / "out" / "sample")
+    assert {r["copies"] for r in sample if r["lang"] == "zh"} == {2}
+    assert {r["copies"] for r in sample if r["lang"] != "zh"} == {1}
+    assert zh["sampled_bytes"] == 2 * sum(r["n_bytes"] for r in sample if r["lang"] == "zh")
+    lines = "".join(p.read_text() for p in sorted((tmp_path / "out" / "sentences").glob("*.txt"))).split("\n")
+    first_zh = next(r["text"] for r in sample if r["lang"] == "zh").split("\n")[0]
+    assert lines.count(first_zh) >= 2  # its training lines were written twice
 
 
 def test_roundtrip_and_comparators(trained):

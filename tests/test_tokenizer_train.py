@@ -14,16 +14,19 @@ from pathlib import Path
 import pytest
 import sentencepiece as spm
 
-from conftest import CORPORA
+from conftest import CORPORA, SMALL_VOCAB
 from tokenizer_training import evaluate as ev
-from tokenizer_training.hf_export import TOKENIZER_CLASS, export_tokenizer_hf, load_tokenizer_hf
+from tokenizer_training.charsets import charset, required_characters
 from tokenizer_training.sampling import sample_plan, water_fill
-from tokenizer_training.settings import TrainerSettings, TrainTokenizerConfig, trainer_settings_of
+from tokenizer_training.settings import (BAICHUAN2_USER_DEFINED, TrainerSettings, TrainTokenizerConfig,
+                                         trainer_settings_of)
+from pipeline.spm_model import CONTROL, USER_DEFINED, read_model
 from tokenizer_training.train import (SampleTooSmall, TrainingError, document_lines, parse_log,
                                       train_sentencepiece, write_sentence_file)
 
-VOCAB = 6000
+VOCAB = 12000
 SPECIAL = "<|im_start|>"
+RESERVED = 8
 # Strings whose encoding shows each setting. Full-width letters/digits, ligatures, circled
 # numbers, compatibility ideographs and combining sequences all change under NFKC.
 NFKC_SENSITIVE = ["ＡＢＣ１２３ｘｙｚ", "ﬁnance ﬂow", "①②③ ㈠ ㎏ ㍿", "Ⅻ ¼ ² ℡ ™", "e\u0301 vs é", "ｶﾀｶﾅ",
@@ -56,13 +59,19 @@ def heldout_docs():
             + corpus_texts("code_python_stdlib_5versions", 2000, 10) + corpus_texts("code_c_cpp_headers", 1500, 15))
 
 
+def fixture_settings() -> TrainerSettings:
+    """The Baichuan 2 defaults on a scale this text supports: GB2312 (6,763 Simplified characters and
+    its symbols) as the required set, 8 reserved tokens, one extra special token."""
+    return TrainerSettings(vocab_size=VOCAB, user_defined_symbols=[SPECIAL] + list(BAICHUAN2_USER_DEFINED),
+                           required_charsets=["gb2312"], reserved_tokens=RESERVED, num_threads=2)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tok")
     texts = [d["text"] for d in training_docs()]
     write_sentence_file(texts, tmp / "a.txt", 4192)
-    settings = TrainerSettings(vocab_size=VOCAB, user_defined_symbols=[SPECIAL], num_threads=2)
-    res = train_sentencepiece([str(tmp / "a.txt")], tmp / "model", settings)
+    res = train_sentencepiece([str(tmp / "a.txt")], tmp / "model", fixture_settings())
     sp = spm.SentencePieceProcessor(model_file=res.model_file)
     return tmp, res, sp
 
@@ -85,6 +94,12 @@ def test_defaults_are_baichuan2():
     kw = s.spm_kwargs()
     assert kw["vocab_size"] == 125696 and kw["normalization_rule_name"] == "identity"
     assert "\u2581\u2581" in kw["user_defined_symbols"] and "\t" in kw["user_defined_symbols"]
+    assert {"\n", "\n\n", "\r\n", "\n" + "\u2581" * 4, "\n\t", "<p>", "</td>", "```", "\uff10"} \
+        <= set(kw["user_defined_symbols"])
+    assert "+" not in kw["user_defined_symbols"]  # Baichuan 2's operator pieces would block "->", "=="
+    assert kw["control_symbols"][:2] == ["<reserved_0>", "<reserved_1>"] and len(kw["control_symbols"]) == 1000
+    assert s.required_charsets == ["gbk", "big5", "cp1252", "latin-extended", "emoji"]
+    assert len(kw["required_chars"]) > 22000
     # the stage config carries every trainer setting
     cfg = TrainTokenizerConfig(vocab_size=1000, sample_bytes=10)
     assert trainer_settings_of(cfg).vocab_size == 1000 and cfg.lang_weights["code"] > cfg.lang_weights["en"]
@@ -92,6 +107,13 @@ def test_defaults_are_baichuan2():
         TrainerSettings(bos_id=0).validate()
     with pytest.raises(ValueError, match="reserved"):
         TrainerSettings(user_defined_symbols=["<s>"]).validate()
+    with pytest.raises(ValueError, match="contains a space"):
+        TrainerSettings(user_defined_symbols=["<!DOCTYPE html>"]).validate()
+    with pytest.raises(ValueError, match="leaves no room for merges.*required_charsets=\\[\\]"):
+        TrainerSettings(vocab_size=8000).validate()
+    with pytest.raises(ValueError, match="unknown character set 'nope'"):
+        TrainerSettings(required_charsets=["nope"]).validate()
+    TrainerSettings(vocab_size=8000, **SMALL_VOCAB).validate()
 
 
 def test_special_ids_and_size(trained):
@@ -100,6 +122,60 @@ def test_special_ids_and_size(trained):
     assert (sp.unk_id(), sp.bos_id(), sp.eos_id(), sp.pad_id()) == (0, 1, 2, -1)
     assert [sp.id_to_piece(i) for i in range(3)] == ["<unk>", "<s>", "</s>"]
     assert pieces(sp, f"a{SPECIAL}b").count(SPECIAL) == 1  # user-defined special token is one piece
+    for tag in ("<p>", "</p>", "<br/>", "<td>", "```", "<!--"):
+        assert pieces(sp, f"x{tag}y") == ["x", tag, "y"], tag
+    assert pieces(sp, "２０２４") == ["２", "０", "２", "４"]
+
+
+def test_reserved_tokens_are_control_symbols(trained):
+    _, res, sp = trained
+    ids = [sp.piece_to_id(f"<reserved_{i}>") for i in range(RESERVED)]
+    assert ids == list(range(3, 3 + RESERVED)) and all(sp.is_control(i) for i in ids)
+    assert sp.piece_to_id(f"<reserved_{RESERVED}>") == sp.unk_id()
+    text = "a <reserved_0> in crawled text stays text"
+    assert not set(ids) & set(sp.encode(text)) and sp.decode(sp.encode(text)) == text
+    model = read_model(res.model_file)  # the file says which pieces are which
+    assert model.ids_of_type(CONTROL) == [1, 2] + ids
+    user = {model.pieces[i].piece for i in model.ids_of_type(USER_DEFINED)}
+    assert {SPECIAL, "\n", "<p>", "\u2581" * 16} <= user
+    assert model.model_type == "bpe" and model.byte_fallback and not model.add_dummy_prefix
+
+
+def test_newlines_and_indentation_are_pieces(trained):
+    _, _, sp = trained
+    code = "def f(x):\n    if x:\n\t\treturn 1\n\n\nclass A:\r\n    def g(self):\n        pass\n"
+    got = pieces(sp, code)
+    assert "\n\u2581\u2581\u2581\u2581" in got and "\n\t\t" in got and "\n\n\n" in got and "\r\n" in got
+    assert "\n" + "\u2581" * 8 in got
+    assert not any(p.startswith("<0x") for p in got)  # no newline falls back to a byte
+    assert sp.decode(sp.encode(code)) == code
+    assert pieces(sp, "a\nb") == ["a", "\n", "b"]
+
+
+def test_required_characters_are_single_pieces(trained):
+    _, res, sp = trained
+    han = sorted(c for c in charset("gb2312") if 0x4E00 <= ord(c) <= 0x9FFF)
+    assert len(han) == 6763
+    seen = set("".join(d["text"] for d in training_docs()))
+    unseen = [c for c in han if c not in seen]
+    assert len(unseen) > 1000  # most of them never occur in the training text
+    for c in han:
+        ids = sp.encode(c)
+        assert len(ids) == 1 and not sp.is_byte(ids[0]) and ids[0] != sp.unk_id(), c
+    # a Traditional character outside GB2312 and outside the training text still falls back to bytes
+    assert "亙" not in seen and "亙" not in charset("gb2312")
+    assert len(sp.encode("亙")) == 3 and all(sp.is_byte(i) for i in sp.encode("亙"))
+
+
+def test_charsets():
+    big5, gbk = charset("big5"), charset("gbk")
+    assert "鍾" in big5 and "锺" not in big5 and "锺" in gbk
+    assert sum(1 for c in gbk if 0x4E00 <= ord(c) <= 0x9FFF) == 20902
+    assert "é" in charset("cp1252") and "\u2581" not in charset("gb2312") and "\u2585" not in charset("gb2312")
+    req = required_characters(["kana"], "ü\u2581", exclude="あ")
+    assert "ü" in req and "ぁ" in req and "あ" not in req and "\u2581" not in req and list(req) == sorted(req)
+    with pytest.raises(ValueError, match="unknown character set"):
+        charset("not-a-charset")
 
 
 def test_digits_are_single_tokens(trained):
@@ -108,8 +184,9 @@ def test_digits_are_single_tokens(trained):
         for p in pieces(sp, text):
             if any(c.isdigit() and c.isascii() for c in p):
                 assert len(p) == 1, (text, p)
-    for p in normal_pieces(sp):  # no piece of the vocabulary holds a digit with anything else
-        if any(c in "0123456789" for c in p):
+    user_defined = set(fixture_settings().all_user_defined())  # e.g. "<h1>"
+    for p in normal_pieces(sp):  # no learned piece holds a digit with anything else
+        if p not in user_defined and any(c in "0123456789" for c in p):
             assert len(p) == 1, p
 
 
@@ -149,7 +226,7 @@ def test_whitespace_only_pieces(trained, tmp_path):
     texts = [d["text"] for d in corpus_texts("code_python_stdlib_5versions", 0, 25)]
     write_sentence_file(texts, tmp_path / "code.txt", 4192)
     s = TrainerSettings(vocab_size=1500, space_run_pieces=0, tab_run_pieces=0, min_last_merge_frequency=2,
-                        num_threads=2)
+                        num_threads=2, **SMALL_VOCAB)
     res = train_sentencepiece([str(tmp_path / "code.txt")], tmp_path / "m", s)
     sp2 = spm.SentencePieceProcessor(model_file=res.model_file)
     learned = [p for p in normal_pieces(sp2) if len(p) >= 2 and set(p) == {"\u2581"}]
@@ -171,8 +248,7 @@ def test_train_result_reports_last_merges(trained):
 
 def test_deterministic(trained, tmp_path):
     tmp, res, _ = trained
-    s = TrainerSettings(vocab_size=VOCAB, user_defined_symbols=[SPECIAL], num_threads=2)
-    again = train_sentencepiece([str(tmp / "a.txt")], tmp_path, s)
+    again = train_sentencepiece([str(tmp / "a.txt")], tmp_path, fixture_settings())
     assert Path(again.model_file).read_bytes() == Path(res.model_file).read_bytes()
 
 
@@ -200,17 +276,18 @@ def test_sample_too_small(tmp_path):
     write_sentence_file(texts, tmp_path / "s.txt", 4192)
     with pytest.raises(SampleTooSmall, match="last merges occur only"):
         train_sentencepiece([str(tmp_path / "s.txt")], tmp_path / "m",
-                            TrainerSettings(vocab_size=3000, num_threads=2))
+                            TrainerSettings(vocab_size=3000, num_threads=2, **SMALL_VOCAB))
     assert not (tmp_path / "m" / "tokenizer.model").exists()
     # fewer pieces than the characters the coverage needs: SentencePiece refuses
     zh = [d["text"] for d in corpus_texts("zh_news_peoples_daily_1998", 0, 100)]
     write_sentence_file(zh, tmp_path / "z.txt", 4192)
     with pytest.raises(SampleTooSmall, match="cannot build vocab_size"):
-        train_sentencepiece([str(tmp_path / "z.txt")], tmp_path / "m2", TrainerSettings(vocab_size=600, num_threads=2))
+        train_sentencepiece([str(tmp_path / "z.txt")], tmp_path / "m2",
+                            TrainerSettings(vocab_size=600, num_threads=2, **SMALL_VOCAB))
     # the memory bound is checked before training
     with pytest.raises(TrainingError, match="max_train_memory_gb"):
         train_sentencepiece([str(tmp_path / "z.txt")], tmp_path / "m3",
-                            TrainerSettings(vocab_size=3000, max_train_memory_gb=0.001))
+                            TrainerSettings(vocab_size=3000, max_train_memory_gb=0.001, **SMALL_VOCAB))
 
 
 def test_parse_log():
@@ -235,24 +312,90 @@ def test_sample_plan_balances_and_upweights_code():
     assert src[("en", "c")]["planned_bytes"] == src[("en", "d")]["planned_bytes"] == 1000
     short = sample_plan({("zh", "a"): 100}, 1000, {"zh": 1})
     assert short["langs"]["zh"]["shortfall_bytes"] == 900
+    # a short language is repeated up to max_lang_repeats times, its sources balanced as before
+    up = sample_plan({("zh", "a"): 100, ("zh", "b"): 300, ("en", "c"): 10_000}, 2000, {"zh": 1, "en": 1},
+                     max_lang_repeats=2)
+    assert up["langs"]["zh"]["planned_bytes"] == 800 and up["langs"]["zh"]["repeats"] == 2.0
+    assert up["sources"][("zh", "a")]["probability"] == up["sources"][("zh", "b")]["probability"] == 2.0
+    assert up["langs"]["zh"]["shortfall_bytes"] == 200 and up["langs"]["en"]["planned_bytes"] == 1000
+    half = sample_plan({("zh", "a"): 100, ("zh", "b"): 300}, 1500, {"zh": 1}, max_lang_repeats=4)
+    assert half["sources"][("zh", "a")]["probability"] == 4.0  # 400 of a, the rest from b
+    assert half["sources"][("zh", "b")]["probability"] == pytest.approx(1100 / 300)
     assert water_fill({"a": 1, "b": 100, "c": 100}, 51) == {"a": 1, "b": 25.0, "c": 25.0}
 
 
-def test_hf_export_same_ids(trained):
+# Texts the Hugging Face export must encode to SentencePiece's ids and decode back exactly.
+HF_TEXTS = (NFKC_SENSITIVE + RARE + WHITESPACE + NUMBERS + [
+    "    }\n", "  leading and trailing whitespace  \n\n", "\t\ttabs\t", " ", "\n", "",
+    "emoji 😀👍🏽🇨🇳 family 👨‍👩‍👧", "rare CJK 龘靐齉 𠀀𪚥 鍾錶 锺", "control \x00\x01\x07\x1b[31m\x7f\x9f end",
+    "def f(x):\n    if x:\n\t\treturn 1\n\n\nclass A:\r\n        pass\n", "<p>html</p><br/>```py\nx\n```",
+    "２０２３年。。。。。。好！！", "mixed 中文 English 123 混合", "a <reserved_0> and </s> written as text <s>"])
+
+
+def test_hf_fast_tokenizer_is_exact(trained):
     tmp, res, sp = trained
+    from tokenizers import Tokenizer
+
+    from tokenizer_training.hf_export import TOKENIZER_CLASS, export_tokenizer_hf, load_tokenizer_hf
+
     out = tmp / "hf"
-    export_tokenizer_hf(res.model_file, out)
+    files = export_tokenizer_hf(res.model_file, out)
+    assert sorted(Path(f).name for f in files) == ["special_tokens_map.json", "tokenizer.json", "tokenizer.model",
+                                                  "tokenizer_config.json"]
     cfg = json.loads((out / "tokenizer_config.json").read_text())
-    assert cfg["tokenizer_class"] == TOKENIZER_CLASS and "auto_map" not in cfg
-    assert json.loads((out / "special_tokens_map.json").read_text())["pad_token"]["content"] == "<unk>"
-    tok = load_tokenizer_hf(out)
-    assert type(tok).__name__ == "SentencePieceBackend"
-    assert (tok.unk_token_id, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) == (0, 1, 2, 0)
-    texts = [d["text"] for d in heldout_docs()[:60]] + NFKC_SENSITIVE + RARE + WHITESPACE + NUMBERS
+    assert cfg["tokenizer_class"] == TOKENIZER_CLASS == "PreTrainedTokenizerFast" and "auto_map" not in cfg
+    assert json.loads((out / "special_tokens_map.json").read_text())["pad_token"] == "<unk>"
+    texts = [d["text"] for d in heldout_docs()] + HF_TEXTS
+    # 1. the tokenizers library alone (what every transformers version loads)
+    fast = Tokenizer.from_file(str(out / "tokenizer.json"))
+    assert fast.get_vocab_size() == sp.get_piece_size()
     for t in texts:
-        assert tok.encode(t, add_special_tokens=False) == sp.encode(t), t[:80]
-        assert tok(t)["input_ids"] == sp.encode(t)
+        if "</s>" in t:  # special-token strings in the text: see the AutoTokenizer check below
+            continue
+        ids = fast.encode(t, add_special_tokens=False).ids
+        assert ids == sp.encode(t), repr(t[:80])
+        assert fast.decode(ids, skip_special_tokens=False) == t, repr(t[:80])
+    # 2. AutoTokenizer, no remote code
+    tok = load_tokenizer_hf(out)
+    assert type(tok).__name__ in ("PreTrainedTokenizerFast", "TokenizersBackend")
+    assert (tok.unk_token_id, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) == (0, 1, 2, 0)
+    for t in texts:
+        ids = tok.encode(t, add_special_tokens=False)
+        assert ids == sp.encode(t), repr(t[:80])
+        assert tok(t)["input_ids"] == ids
+        assert tok.decode(ids) == t, repr(t[:80])
     assert tok.convert_tokens_to_ids(SPECIAL) == sp.piece_to_id(SPECIAL)
+    assert tok.decode([sp.piece_to_id("<0xE9>"), sp.piece_to_id("<0xBE>"), sp.piece_to_id("<0x98>")]) == "龘"
+
+
+def test_hf_export_refuses_what_it_cannot_reproduce(tmp_path):
+    from tokenizer_training.hf_export import UnsupportedModel, export_tokenizer_hf
+
+    texts = [d["text"] for d in corpus_texts("en_fortunes", 0, 300)]
+    write_sentence_file(texts, tmp_path / "s.txt", 4192)
+    res = train_sentencepiece([str(tmp_path / "s.txt")], tmp_path / "m",
+                              TrainerSettings(vocab_size=800, add_dummy_prefix=True, min_last_merge_frequency=0,
+                                              num_threads=2, **SMALL_VOCAB))
+    with pytest.raises(UnsupportedModel, match="add_dummy_prefix"):
+        export_tokenizer_hf(res.model_file, tmp_path / "hf")
+
+
+REFERENCE = Path(TrainTokenizerConfig.reference_tokenizer)
+
+
+@pytest.mark.skipif(not ev.resolve_reference(REFERENCE), reason="Baichuan 2's released tokenizer is not here")
+def test_hf_export_of_baichuan2_released_tokenizer(tmp_path):
+    from tokenizers import Tokenizer
+
+    from tokenizer_training.hf_export import export_tokenizer_hf
+
+    model = ev.resolve_reference(REFERENCE)
+    export_tokenizer_hf(model, tmp_path)
+    sp = spm.SentencePieceProcessor(model_file=str(model))
+    fast = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    for t in [d["text"] for d in heldout_docs()] + [t for t in HF_TEXTS if "</s>" not in t]:
+        ids = fast.encode(t, add_special_tokens=False).ids
+        assert ids == sp.encode(t) and fast.decode(ids) == t, repr(t[:80])
 
 
 def test_evaluate_roundtrip_and_comparators(trained, tmp_path, monkeypatch):
@@ -263,13 +406,19 @@ def test_evaluate_roundtrip_and_comparators(trained, tmp_path, monkeypatch):
         raise ImportError("no module named fake_tokenizer_pkg")
 
     monkeypatch.setitem(ev.COMPARATORS, "fake", ("fake-tokenizer-pkg", missing))
-    result = ev.evaluate(res.model_file, docs, ["mistral-sp-32k", "cl100k_base", "fake"])
+    result = ev.evaluate(res.model_file, docs, ["mistral-sp-32k", "cl100k_base", "fake"],
+                         reference=tmp_path / "absent" / "tokenizer.model")
     ours = result["rows"][0]
     assert ours["tokenizer"] == "ours" and result["languages"] == ["zh", "en", "code"]
+    assert ours["single_cjk_pieces"] >= 6763  # GB2312's characters, required
+    skipped = result["rows"][1]
+    assert skipped["tokenizer"] == "baichuan2 (released)" and skipped["status"].startswith("skipped: no reference")
     for lang in ("zh", "en", "code", "all"):
         s = ours["results"][lang]
         assert s["round_trip_rate"] == 1.0, (lang, s["round_trip_failures"])
         assert s["unk_rate"] == 0.0
+        assert s["newline_byte_rate"] == 0.0  # "\n" is a piece
+        assert s["other_byte_rate"] == pytest.approx(s["byte_fallback_rate"])
         assert s["tokens_per_char"] == pytest.approx(s["tokens"] / s["chars"])
         assert s["bytes_per_token"] == pytest.approx(s["bytes"] / s["tokens"])
     fake = [r for r in result["rows"] if r["tokenizer"] == "fake"][0]
@@ -280,7 +429,12 @@ def test_evaluate_roundtrip_and_comparators(trained, tmp_path, monkeypatch):
     files = ev.write_outputs(result, tmp_path / "eval")
     assert Path(files["png"]).stat().st_size > 1000
     md = Path(files["markdown"]).read_text()
-    assert "| ours |" in md and "not installed" in md
+    assert "| ours |" in md and "not installed" in md and "| baichuan2 (released) |" in md
+    # with the reference file present, its row is measured the same way
+    held = ev.resolve_reference(REFERENCE)
+    if held:
+        r = ev.evaluate(res.model_file, docs[:20], [], reference=held)["rows"][1]
+        assert r["status"] == "ok" and r["vocab_size"] == 125696 and r["single_cjk_pieces"] == 21054
 
 
 def test_evaluate_cli(trained, tmp_path):
@@ -293,5 +447,5 @@ def test_evaluate_cli(trained, tmp_path):
                           capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
     assert proc.returncode == 0, proc.stderr
     data = json.loads((out / "eval.json").read_text())
-    assert [r["tokenizer"] for r in data["rows"]] == ["ours", "mistral-sp-32k"]
+    assert [r["tokenizer"] for r in data["rows"]] == ["ours", "baichuan2 (released)", "mistral-sp-32k"]
     assert (out / "eval.png").is_file() and (out / "eval.md").is_file()

@@ -3,7 +3,8 @@
   evaluate   --model M --heldout PATH --output DIR [--compare a,b,...|none] [--max-bytes-per-lang N]
              our model and the comparison tokenizers on held-out text (parquet or JSONL(.gz) with
              text and lang): eval.json, eval.md, eval.html, eval.png
-  export-hf  --model M --output DIR     tokenizer.model + tokenizer_config.json + special_tokens_map.json
+  export-hf  --model M --output DIR     tokenizer.model + tokenizer.json + tokenizer_config.json +
+             special_tokens_map.json (a fast tokenizer, exact against SentencePiece)
   train      --sentences FILE [FILE...] --output DIR [--set key=value ...]
              SentencePiece on ready sentence files (no Spark); settings as in TrainerSettings
 """
@@ -16,6 +17,7 @@ import sys
 
 def main(argv=None) -> int:
     from tokenizer_training import evaluate as ev
+    from tokenizer_training.settings import TrainTokenizerConfig
 
     p = argparse.ArgumentParser(prog="python -m tokenizer_training", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -27,6 +29,8 @@ def main(argv=None) -> int:
     e.add_argument("--compare", default=",".join(ev.COMPARATORS),
                    help=f"comparison tokenizers, comma-separated, or 'none' (known: {', '.join(ev.COMPARATORS)})")
     e.add_argument("--max-bytes-per-lang", type=int, default=0, help="cap the held-out text per language")
+    e.add_argument("--reference", default=TrainTokenizerConfig.reference_tokenizer,
+                   help="Baichuan 2's released tokenizer.model, evaluated as 'baichuan2 (released)' ('none': skip)")
     x = sub.add_parser("export-hf", help="write the Hugging Face tokenizer files")
     x.add_argument("--model", required=True)
     x.add_argument("--output", required=True)
@@ -49,7 +53,8 @@ def main(argv=None) -> int:
             print(f"error: no documents with text in {args.heldout}", file=sys.stderr)
             return 2
         compare = [] if args.compare.strip().lower() in ("", "none") else [c.strip() for c in args.compare.split(",")]
-        result = ev.evaluate(model, docs, compare)
+        reference = None if args.reference.strip().lower() in ("", "none") else args.reference
+        result = ev.evaluate(model, docs, compare, reference=reference)
         files = ev.write_outputs(result, args.output)
         print(ev.markdown(result).split("\n## Per language")[0])
         print(json.dumps(files, indent=2))

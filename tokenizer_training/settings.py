@@ -14,6 +14,18 @@ from dataclasses import asdict, dataclass, field, fields
 # Pieces SentencePiece itself reserves; user-defined symbols may not collide with them.
 META_PIECES = ("<unk>", "<s>", "</s>")
 
+# The user-defined pieces of Baichuan 2's released tokenizer that fit a zh/en/code corpus: HTML
+# structure tags (open, close, self-closing), full-width digits (one token each, as split_digits
+# does for ASCII digits), Chinese punctuation runs, Markdown fences and HTML comments. Left out on
+# purpose: its single ASCII operators and punctuation ("+", "-", "=", ".", "!", "?") as pieces,
+# which forbid merges such as "->", "==", ".append" and cost code compression.
+HTML_TAGS = ("p", "br", "b", "strong", "img", "h1", "h2", "h3", "h4", "h5", "table", "tbody", "tr", "td", "li")
+BAICHUAN2_USER_DEFINED = (
+    [f"<{t}>" for t in HTML_TAGS] + [f"</{t}>" for t in HTML_TAGS] + [f"<{t}/>" for t in HTML_TAGS]
+    + [chr(0xFF10 + d) for d in range(10)]
+    + ["\u3002\u3002\u3002", "\u3002" * 6, "\u2026\u2026", "\u2014\u2014", "\uff01\uff01", "\uff1f\uff1f"]
+    + ["```", "<!--", "-->", "<!DOCTYPE"])
+
 
 @dataclass
 class TrainerSettings:
@@ -38,12 +50,27 @@ class TrainerSettings:
     eos_piece: str = "</s>"
     # configurable special tokens: user-defined pieces are always one token, also inside text;
     # control symbols are ids only (never produced from text)
-    user_defined_symbols: list = field(default_factory=list)
+    user_defined_symbols: list = field(default_factory=lambda: list(BAICHUAN2_USER_DEFINED))
     control_symbols: list = field(default_factory=list)
+    # <reserved_0> .. <reserved_{N-1}>: control symbols kept for later special use (chat roles,
+    # tool calls) without retraining; as control symbols a literal "<reserved_3>" in crawled text
+    # stays text (Baichuan 2 reserves 1,000, as user-defined pieces)
+    reserved_tokens: int = 1000
     # whitespace-run pieces for code, added as user-defined pieces (0 = none): runs of 2..N spaces
     # and 1..M tabs. BPE also learns whitespace-only pieces itself (allow_whitespace_only_pieces).
     space_run_pieces: int = 16
     tab_run_pieces: int = 4
+    # Newlines: training lines never hold one, so "\n" exists only as user-defined pieces: runs of
+    # 1..N newlines, "\r\n", and (newline_indent_pieces) a newline followed by each space or tab
+    # run above, so a code line's newline and indentation are one token.
+    newline_pieces: int = 4
+    newline_indent_pieces: bool = True
+    # Coverage: every character of these sets is a single-character piece (see charsets.py; gbk =
+    # all 20,902 basic CJK ideographs, big5 = Traditional, cp1252 = Western European letters and
+    # typographic quotes, latin-extended = the other Latin letters, emoji), and so are the
+    # characters of required_chars. [] and "" = character_coverage alone decides.
+    required_charsets: list = field(default_factory=lambda: ["gbk", "big5", "cp1252", "latin-extended", "emoji"])
+    required_chars: str = ""
     # SentencePiece's pre-tokenisation (its defaults, written out so they are visible)
     split_by_whitespace: bool = True
     split_by_unicode_script: bool = True
@@ -70,13 +97,36 @@ class TrainerSettings:
         tabs = ["\t" * k for k in range(1, self.tab_run_pieces + 1)]
         return spaces + tabs
 
+    def newline_pieces_list(self) -> list[str]:
+        if self.newline_pieces <= 0:
+            return []
+        runs = ["\n" * k for k in range(1, self.newline_pieces + 1)] + ["\r\n"]
+        if self.newline_indent_pieces:
+            indents = ["\u2581"] + self.whitespace_pieces()
+            runs += ["\n" + w for w in indents]
+        return runs
+
     def all_user_defined(self) -> list[str]:
         out, seen = [], set()
-        for s in list(self.user_defined_symbols) + self.whitespace_pieces():
+        for s in self.newline_pieces_list() + list(self.user_defined_symbols) + self.whitespace_pieces():
             if s not in seen:
                 seen.add(s)
                 out.append(s)
         return out
+
+    def all_control(self) -> list[str]:
+        return list(self.control_symbols) + [f"<reserved_{i}>" for i in range(self.reserved_tokens)]
+
+    def required_chars_string(self) -> str:
+        from tokenizer_training.charsets import required_characters
+
+        return required_characters(self.required_charsets, self.required_chars,
+                                   exclude=[s for s in self.all_user_defined() if len(s) == 1])
+
+    def fixed_pieces(self) -> int:
+        """Pieces that are not learned merges: meta, user-defined, control, bytes, required characters."""
+        return (3 + len(self.all_user_defined()) + len(self.all_control()) + (256 if self.byte_fallback else 0)
+                + len(self.required_chars_string()))
 
     def validate(self) -> None:
         errs = []
@@ -98,8 +148,24 @@ class TrainerSettings:
                 errs.append(f"special token {s!r} must be a non-empty string")
             elif s in META_PIECES:
                 errs.append(f"special token {s!r} is already a reserved piece")
-        if self.space_run_pieces < 0 or self.tab_run_pieces < 0:
-            errs.append("space_run_pieces and tab_run_pieces must be >= 0")
+            elif " " in s:
+                # SentencePiece matches user-defined pieces after turning spaces into U+2581
+                errs.append(f"special token {s!r} contains a space: write it as \u2581 (U+2581)")
+        if self.space_run_pieces < 0 or self.tab_run_pieces < 0 or self.newline_pieces < 0 \
+                or self.reserved_tokens < 0:
+            errs.append("space_run_pieces, tab_run_pieces, newline_pieces and reserved_tokens must be >= 0")
+        if not errs:
+            try:
+                fixed = self.fixed_pieces()
+            except ValueError as exc:
+                errs.append(str(exc))
+            else:
+                if fixed >= self.vocab_size:
+                    errs.append(
+                        f"vocab_size {self.vocab_size:,} leaves no room for merges: {fixed:,} pieces are fixed "
+                        f"({len(self.required_chars_string()):,} required characters of {self.required_charsets}, "
+                        f"{self.reserved_tokens:,} reserved tokens, byte and user-defined pieces); a small "
+                        f"vocabulary wants required_charsets=[] and reserved_tokens=0")
         if errs:
             raise ValueError("invalid tokenizer settings: " + "; ".join(errs))
 
@@ -124,7 +190,8 @@ class TrainerSettings:
             "bos_piece": self.bos_piece,
             "eos_piece": self.eos_piece,
             "user_defined_symbols": self.all_user_defined(),
-            "control_symbols": list(self.control_symbols),
+            "control_symbols": self.all_control(),
+            "required_chars": self.required_chars_string(),
             "split_by_whitespace": self.split_by_whitespace,
             "split_by_unicode_script": self.split_by_unicode_script,
             "split_by_number": self.split_by_number,
@@ -154,6 +221,10 @@ class TrainTokenizerConfig(TrainerSettings):
     sample_bytes: int = 200_000_000
     lang_weights: dict = field(default_factory=lambda: {"zh": 1.0, "en": 1.0, "code": 1.5})
     other_lang_weight: float = 0.0  # languages not in lang_weights (and null lang)
+    # A language with less text than its share is repeated up to this many times (1 = never): the
+    # BPE merges of a small language are not crowded out by the large ones (on ../shared/corpora,
+    # zh: 34 MB after exact duplicates are dropped, 57 MB wanted)
+    max_lang_repeats: float = 2.0
     balance_sources: bool = True  # False: within a language, sample proportionally to size
     drop_exact_duplicates: bool = True  # identical texts are sampled once
     sample_seed: int = 1234
@@ -165,6 +236,9 @@ class TrainTokenizerConfig(TrainerSettings):
     compare: list = field(default_factory=lambda: [
         "mistral-sp-32k", "mistral-tekken-131k", "qwen2.5", "qwen3.6", "cl100k_base", "o200k_base",
         "deepseek-v3"])
+    # Baichuan 2's released tokenizer, evaluated beside ours as "baichuan2 (released)"; a relative
+    # path is tried from the working directory, then from the repository root; absent = row skipped
+    reference_tokenizer: str = "../shared/reference/baichuan2-tokenizer/tokenizer.model"
     keep_sentence_files: bool = False
     export_hf: bool = True
 

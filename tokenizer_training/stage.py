@@ -68,13 +68,12 @@ def sentence_writer(out_dir: str, max_bytes: int):
         f = None
         try:
             for batch in batches:
-                for text in batch.column("text").to_pylist():
+                for text, copies in zip(batch.column("text").to_pylist(), batch.column("copies").to_pylist()):
                     lines = document_lines(text, max_bytes, st)
                     if lines:
                         if f is None:
                             f = open(str(path) + ".tmp", "w", encoding="utf-8", newline="\n")
-                        f.write("\n".join(lines))
-                        f.write("\n")
+                        f.write(("\n".join(lines) + "\n") * copies)
         finally:
             if f is not None:
                 f.close()
@@ -139,16 +138,20 @@ class TrainTokenizerStage(Stage):
             if not sizes:
                 raise UserError("train-tokenizer: no documents to sample from")
             plan = sample_plan(sizes, cfg.sample_bytes, dict(cfg.lang_weights), cfg.other_lang_weight,
-                               cfg.balance_sources)
+                               cfg.balance_sources, cfg.max_lang_repeats)
             probs = ctx.spark.createDataFrame(
                 [(lg, src, float(v["probability"])) for (lg, src), v in sorted(plan["sources"].items())],
                 "lang string, source string, _p double")
+            # copies = floor(p) + Bernoulli(frac(p)) from a seeded hash of the id (p > 1: upsampled)
+            copies = F.floor("_p") + (hash01(F.lit(seed), F.lit("sample"), F.col("id"))
+                                      < F.col("_p") - F.floor("_p")).cast("int")
             sampled = (pool.join(F.broadcast(probs), ["lang", "source"])
-                       .where(hash01(F.lit(seed), F.lit("sample"), F.col("id")) < F.col("_p"))
-                       .select("id", "text", "source", "lang", "doc_pos", "n_bytes")
+                       .withColumn("copies", copies.cast("int")).where("copies > 0")
+                       .select("id", "text", "source", "lang", "doc_pos", "n_bytes", "copies")
                        .persist(StorageLevel.MEMORY_AND_DISK))
             got = sampled.groupBy("lang", "source").agg(F.count(F.lit(1)).alias("docs"),
-                                                        F.sum("n_bytes").alias("bytes")).collect()
+                                                        F.sum(F.col("n_bytes") * F.col("copies")).alias("bytes")
+                                                        ).collect()
             total_sampled = sum(int(r["bytes"]) for r in got)
             if total_sampled == 0:
                 raise UserError("train-tokenizer: the sample is empty (check lang_weights against the "
@@ -167,7 +170,8 @@ class TrainTokenizerStage(Stage):
         sent_dir.mkdir()
         with ctx.timed("sentence_files"):
             n_files = max(2, min(64, total_sampled // (32 << 20) + 1))
-            rows = (sampled.select("doc_pos", "text").repartition(n_files, "doc_pos").sortWithinPartitions("doc_pos")
+            rows = (sampled.select("doc_pos", "text", "copies").repartition(n_files, "doc_pos")
+                    .sortWithinPartitions("doc_pos")
                     .mapInArrow(sentence_writer(str(sent_dir), settings.max_sentence_length),
                                 from_arrow_schema(SENTENCE_STATS_SCHEMA)).collect())
             line_stats = {k: sum(int(r[k]) for r in rows) for k in SENTENCE_STATS_SCHEMA.names if k != "file"}
@@ -199,16 +203,17 @@ class TrainTokenizerStage(Stage):
         if cfg.export_hf:
             with ctx.timed("hf_export"):
                 export_tokenizer_hf(model_file, ctx.work_dir, model_max_length=4096)
-                check_texts = [d["text"] for d in heldout_docs[:300]] or ["hello world 123"]
+                check_texts = [d["text"] for d in heldout_docs] or ["hello world 123"]
                 hf = check_hf_ids(ctx.work_dir, check_texts)
                 ctx.log(f"transformers {hf['class']}: same ids as SentencePiece on {hf['same_ids']}/"
-                        f"{hf['documents']} held-out documents")
+                        f"{hf['documents']} held-out documents, decode exact on {hf['exact_decode']}")
 
         report = {"tables": [], "figures": []}
         eval_summary = None
         if cfg.evaluate and heldout_docs:
             with ctx.timed("evaluate"):
-                er = ev.evaluate(model_file, heldout_docs, list(cfg.compare), name="ours", log=ctx.log)
+                er = ev.evaluate(model_file, heldout_docs, list(cfg.compare), name="ours", log=ctx.log,
+                                 reference=cfg.reference_tokenizer)
                 er["model"] = "tokenizer.model"  # relative to the output directory (built under a temporary name)
                 ev.write_outputs(er, ctx.work_dir / "eval")
                 cols, trs = ev.table_rows(er)
@@ -219,6 +224,7 @@ class TrainTokenizerStage(Stage):
                 ours = er["rows"][0]["results"]
                 eval_summary = {lg: {k: ours[lg][k] for k in ("documents", "tokens_per_char", "tokens_per_byte",
                                                                "bytes_per_token", "unk_rate", "byte_fallback_rate",
+                                                               "newline_byte_rate", "other_byte_rate",
                                                                "round_trip_rate")}
                                 for lg in er["languages"] + ["all"]}
                 bad = ours["all"]["round_trip_failures"]

@@ -230,7 +230,7 @@ def train_sentencepiece(sentence_files: list[str], out_dir: str | os.PathLike, s
             f"(~{settings.train_memory_per_text_byte:g} x the text), over max_train_memory_gb="
             f"{settings.max_train_memory_gb:g}: lower the sample size or set input_sentence_size "
             f"(e.g. {int(input_lines * settings.max_train_memory_gb / est):,} lines)")
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # the child process runs inside the work directory
     out.mkdir(parents=True, exist_ok=True)
     work = out / f".{model_name}.training"
     if work.exists():
