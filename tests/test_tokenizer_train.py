@@ -318,9 +318,14 @@ def test_sample_plan_balances_and_upweights_code():
     assert up["langs"]["zh"]["planned_bytes"] == 800 and up["langs"]["zh"]["repeats"] == 2.0
     assert up["sources"][("zh", "a")]["probability"] == up["sources"][("zh", "b")]["probability"] == 2.0
     assert up["langs"]["zh"]["shortfall_bytes"] == 200 and up["langs"]["en"]["planned_bytes"] == 1000
-    half = sample_plan({("zh", "a"): 100, ("zh", "b"): 300}, 1500, {"zh": 1}, max_lang_repeats=4)
-    assert half["sources"][("zh", "a")]["probability"] == 4.0  # 400 of a, the rest from b
-    assert half["sources"][("zh", "b")]["probability"] == pytest.approx(1100 / 300)
+    two = sample_plan({("zh", "a"): 100, ("zh", "b"): 300, ("en", "c"): 1_000}, 2_000, {"zh": 1, "en": 1},
+                      max_lang_repeats=4)
+    assert two["sources"][("zh", "a")]["probability"] == 4.0  # 400 of a, the rest from b
+    assert two["sources"][("zh", "b")]["probability"] == pytest.approx(600 / 300)
+    # every language short: the sample shrinks instead of repeating all of them alike
+    both = sample_plan({("zh", "a"): 100, ("en", "c"): 300}, 10_000, {"zh": 1, "en": 1}, max_lang_repeats=2)
+    assert both["langs"]["en"]["planned_bytes"] == 300 and both["langs"]["en"]["repeats"] == 1.0
+    assert both["langs"]["zh"]["planned_bytes"] == 200 and both["langs"]["zh"]["repeats"] == 2.0
     assert water_fill({"a": 1, "b": 100, "c": 100}, 51) == {"a": 1, "b": 25.0, "c": 25.0}
 
 

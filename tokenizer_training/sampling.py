@@ -9,7 +9,9 @@ Languages get shares of `sample_bytes` proportional to their weight (`lang_weigh
 up-weighted). A language smaller than its share gives all it has, repeated up to
 `max_lang_repeats` times (the upsampling of a small language that multilingual tokenizers use, so
 that its merges are not crowded out by the larger languages); what is still missing is reported
-as its shortfall, not moved to other languages (that would change the mixture). Inside a language, with
+as its shortfall, not moved to other languages (that would change the mixture). With repeats
+allowed and every language short, the sample shrinks until the best-supplied language fills its
+share once (repeating every language alike would only cost time). Inside a language, with
 `balance_sources`, every source gets an equal share and a source smaller than its share gives all
 of it, the remainder being shared among the larger ones (water-filling); without it, sources are
 sampled in proportion to their size.
@@ -47,11 +49,17 @@ def sample_plan(sizes: dict, sample_bytes: int, lang_weights: dict, other_lang_w
         langs.setdefault(lang, {})[source] = n
     weights = {lg: float(lang_weights.get(lg, other_lang_weight)) for lg in langs}
     wsum = sum(w for w in weights.values() if w > 0)
+    total = float(sample_bytes)
+    if max_lang_repeats > 1 and wsum > 0:
+        # When every language is short of its share, repeating them all changes nothing but the run
+        # time: shrink the sample until the best-supplied language fills its share exactly once.
+        supply = [sum(langs[lg].values()) / (sample_bytes * w / wsum) for lg, w in weights.items() if w > 0]
+        total *= min(1.0, max(supply)) if supply else 1.0
     out_sources, out_langs = {}, {}
     for lg, srcs in sorted(langs.items()):
         w = weights[lg]
         avail = float(sum(srcs.values()))
-        budget = sample_bytes * w / wsum if (w > 0 and wsum > 0) else 0.0
+        budget = total * w / wsum if (w > 0 and wsum > 0) else 0.0
         target = min(budget, avail * max_lang_repeats)
         if balance_sources:
             alloc = water_fill({s: n * max_lang_repeats for s, n in srcs.items()}, target)

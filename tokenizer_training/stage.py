@@ -105,148 +105,30 @@ class TrainTokenizerStage(Stage):
             raise UserError("train-tokenizer.heldout_fraction must be in [0, 1)")
 
     def run(self, ctx, docs) -> StageOutput:
-        from pyspark import StorageLevel
-        from pyspark.sql import functions as F
-        from pyspark.sql.pandas.types import from_arrow_schema
-        from pyspark.sql.window import Window
-
-        from tokenizer_training import evaluate as ev
-        from tokenizer_training.hf_export import check_hf_ids, export_tokenizer_hf
-        from tokenizer_training.sampling import sample_plan
-        from tokenizer_training.train import SampleTooSmall, TrainingError, train_sentencepiece
-
         cfg = ctx.config
         settings = trainer_settings_of(cfg)
         seed = int(cfg.sample_seed)
-        base = (docs.select("id", "text", "source", "lang", "doc_pos")
-                .withColumn("lang", F.coalesce(F.col("lang"), F.lit("unknown")))
-                .withColumn("source", F.coalesce(F.col("source"), F.lit("unknown")))
-                .withColumn("n_bytes", F.octet_length("text").cast("long"))
-                .withColumn("_u_held", hash01(F.lit(seed), F.lit("heldout"), F.col("id"))))
-        heldout_all = base.where(F.col("_u_held") < cfg.heldout_fraction)
-        pool = base.where(F.col("_u_held") >= cfg.heldout_fraction)
-        stats: dict = {}
-        if cfg.drop_exact_duplicates:
-            keys = pool.select("doc_pos", F.sha2("text", 256).alias("_h"))
-            firsts = mark_first_occurrences(keys, ["_h"], carry=()).where("_is_first").select("doc_pos")
-            pool = pool.join(firsts, "doc_pos", "left_semi")
-        pool = pool.persist(StorageLevel.MEMORY_AND_DISK)
-
+        pool, heldout_all = split_heldout(docs, cfg, seed)
         with ctx.timed("sample"):
-            sizes = {(r["lang"], r["source"]): int(r["bytes"]) for r in
-                     pool.groupBy("lang", "source").agg(F.sum("n_bytes").alias("bytes")).collect()}
-            if not sizes:
-                raise UserError("train-tokenizer: no documents to sample from")
-            plan = sample_plan(sizes, cfg.sample_bytes, dict(cfg.lang_weights), cfg.other_lang_weight,
-                               cfg.balance_sources, cfg.max_lang_repeats)
-            probs = ctx.spark.createDataFrame(
-                [(lg, src, float(v["probability"])) for (lg, src), v in sorted(plan["sources"].items())],
-                "lang string, source string, _p double")
-            # copies = floor(p) + Bernoulli(frac(p)) from a seeded hash of the id (p > 1: upsampled)
-            copies = F.floor("_p") + (hash01(F.lit(seed), F.lit("sample"), F.col("id"))
-                                      < F.col("_p") - F.floor("_p")).cast("int")
-            sampled = (pool.join(F.broadcast(probs), ["lang", "source"])
-                       .withColumn("copies", copies.cast("int")).where("copies > 0")
-                       .select("id", "text", "source", "lang", "doc_pos", "n_bytes", "copies")
-                       .persist(StorageLevel.MEMORY_AND_DISK))
-            got = sampled.groupBy("lang", "source").agg(F.count(F.lit(1)).alias("docs"),
-                                                        F.sum(F.col("n_bytes") * F.col("copies")).alias("bytes")
-                                                        ).collect()
-            total_sampled = sum(int(r["bytes"]) for r in got)
-            if total_sampled == 0:
-                raise UserError("train-tokenizer: the sample is empty (check lang_weights against the "
-                                "corpus's `lang` values and sample_bytes)")
-            for r in got:
-                plan["sources"][(r["lang"], r["source"])].update(sampled_docs=int(r["docs"]),
-                                                                 sampled_bytes=int(r["bytes"]))
-            for lg, v in plan["langs"].items():
-                v["sampled_bytes"] = sum(int(r["bytes"]) for r in got if r["lang"] == lg)
-                v["sampled_share"] = v["sampled_bytes"] / total_sampled
-            ctx.log(f"sampled {total_sampled / 1e6:.1f} MB: " + ", ".join(
-                f"{lg} {v['sampled_bytes'] / 1e6:.1f} MB ({100 * v['sampled_share']:.1f}%)"
-                for lg, v in sorted(plan["langs"].items())))
-
-        sent_dir = ctx.work_dir / "sentences"
-        sent_dir.mkdir()
+            sampled, plan, total_sampled = draw_sample(ctx, pool, cfg, seed)
         with ctx.timed("sentence_files"):
-            n_files = max(2, min(64, total_sampled // (32 << 20) + 1))
-            rows = (sampled.select("doc_pos", "text", "copies").repartition(n_files, "doc_pos")
-                    .sortWithinPartitions("doc_pos")
-                    .mapInArrow(sentence_writer(str(sent_dir), settings.max_sentence_length),
-                                from_arrow_schema(SENTENCE_STATS_SCHEMA)).collect())
-            line_stats = {k: sum(int(r[k]) for r in rows) for k in SENTENCE_STATS_SCHEMA.names if k != "file"}
-            files = sorted(str(sent_dir / r["file"]) for r in rows if r["file"])
-            ctx.log(f"{line_stats['lines']:,} training lines in {len(files)} files; "
-                    f"{line_stats['split_lines']:,} long lines split, {line_stats['meta_symbol_lines']:,} lines "
-                    f"with U+2581 left out ({line_stats['meta_symbol_bytes']:,} bytes), "
-                    f"{line_stats['empty_lines']:,} empty lines dropped")
-
+            files, line_stats = write_sentence_files(ctx, sampled, settings, total_sampled)
         with ctx.timed("train"):
-            try:
-                result = train_sentencepiece(files, ctx.work_dir, settings, model_name="tokenizer", log=ctx.log)
-            except SampleTooSmall as exc:
-                raise UserError(f"train-tokenizer: {exc}") from None
-            except TrainingError as exc:
-                raise UserError(f"train-tokenizer: {exc}") from None
+            result = train_model(ctx, files, settings)
         if not cfg.keep_sentence_files:
-            shutil.rmtree(sent_dir)
+            shutil.rmtree(ctx.work_dir / "sentences")
         model_file = ctx.work_dir / "tokenizer.model"
-
-        # Held-out documents: per language, in seeded order, up to heldout_max_bytes_per_lang.
-        w = Window.partitionBy("lang").orderBy("_u_held", "id")
-        heldout = (heldout_all.withColumn("_cum", F.sum("n_bytes").over(w))
-                   .where((F.col("_cum") <= cfg.heldout_max_bytes_per_lang) | (F.col("_cum") == F.col("n_bytes")))
-                   .select("id", "text", "source", "lang", "doc_pos", "n_bytes"))
-        heldout_docs = [r.asDict() for r in heldout.orderBy("lang", "id").collect()]
-
+        heldout, heldout_docs = heldout_documents(heldout_all, cfg)
         hf = {}
         if cfg.export_hf:
             with ctx.timed("hf_export"):
-                export_tokenizer_hf(model_file, ctx.work_dir, model_max_length=4096)
-                check_texts = [d["text"] for d in heldout_docs] or ["hello world 123"]
-                hf = check_hf_ids(ctx.work_dir, check_texts)
-                ctx.log(f"transformers {hf['class']}: same ids as SentencePiece on {hf['same_ids']}/"
-                        f"{hf['documents']} held-out documents, decode exact on {hf['exact_decode']}")
-
-        report = {"tables": [], "figures": []}
-        eval_summary = None
+                hf = export_and_check_hf(ctx, model_file, heldout_docs)
+        report, eval_summary = {"tables": [], "figures": []}, None
         if cfg.evaluate and heldout_docs:
             with ctx.timed("evaluate"):
-                er = ev.evaluate(model_file, heldout_docs, list(cfg.compare), name="ours", log=ctx.log,
-                                 reference=cfg.reference_tokenizer)
-                er["model"] = "tokenizer.model"  # relative to the output directory (built under a temporary name)
-                ev.write_outputs(er, ctx.work_dir / "eval")
-                cols, trs = ev.table_rows(er)
-                report["tables"].append({"title": "Tokenizer compression on held-out text (tokens per "
-                                         "character, lower is better) and exact round trips",
-                                         "columns": cols, "rows": trs})
-                report["figures"].append({"path": "eval/eval.png", "title": "Tokens per character by language"})
-                ours = er["rows"][0]["results"]
-                eval_summary = {lg: {k: ours[lg][k] for k in ("documents", "tokens_per_char", "tokens_per_byte",
-                                                               "bytes_per_token", "unk_rate", "byte_fallback_rate",
-                                                               "newline_byte_rate", "other_byte_rate",
-                                                               "round_trip_rate")}
-                                for lg in er["languages"] + ["all"]}
-                bad = ours["all"]["round_trip_failures"]
-                ctx.log(f"evaluation: round trip exact on {ours['all']['round_trip_ok']}/"
-                        f"{ours['all']['documents']} held-out documents" + (f" ({bad} FAILED)" if bad else ""))
-
-        report["tables"].insert(0, {
-            "title": "Tokenizer training sample by language",
-            "columns": ["lang", "weight", "share planned", "available MB", "planned MB", "sampled MB",
-                        "share sampled", "shortfall MB"],
-            "rows": [[lg, v["weight"], round(v["share"], 4), round(v["available_bytes"] / 1e6, 2),
-                      round(v["planned_bytes"] / 1e6, 2), round(v["sampled_bytes"] / 1e6, 2),
-                      round(v["sampled_share"], 4), round(v["shortfall_bytes"] / 1e6, 2)]
-                     for lg, v in sorted(plan["langs"].items())]})
-        report["tables"].insert(1, {
-            "title": "SentencePiece training",
-            "columns": ["vocab", "text MB", "lines", "wall s", "peak RSS MB", "last merge freq",
-                        "min freq last 1000 merges", "long lines split", "U+2581 lines left out"],
-            "rows": [[result.vocab_size, round(result.input_bytes / 1e6, 2), result.input_lines, result.wall_s,
-                      result.peak_rss_mb, result.last_merge_frequency, result.min_frequency_last_1000_merges,
-                      line_stats["split_lines"], line_stats["meta_symbol_lines"]]]})
-        stats.update({
+                report, eval_summary = evaluate_heldout(ctx, cfg, model_file, heldout_docs)
+        report["tables"][:0] = [sample_table(plan), training_table(result, line_stats)]
+        stats = {
             "sample": {"plan_by_lang": plan["langs"],
                        "by_source": {f"{lg}/{src}": v for (lg, src), v in sorted(plan["sources"].items())},
                        "sampled_bytes": total_sampled, "drop_exact_duplicates": cfg.drop_exact_duplicates,
@@ -259,14 +141,175 @@ class TrainTokenizerStage(Stage):
                                           for lg in sorted({d["lang"] for d in heldout_docs})}},
             "evaluation": eval_summary,
             "report": report,
-        })
+        }
         for key in ("log_file", "model_file"):
             stats["training"][key] = os.path.basename(stats["training"][key])
-        stats["card"] = tokenizer_card(result.vocab_size, total_sampled, seed, ctx.work_dir / "tokenizer.model")
+        stats["card"] = tokenizer_card(result.vocab_size, total_sampled, seed, model_file)
         (ctx.work_dir / "train_stats.json").write_text(
             json.dumps(stats, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
         pool.unpersist()
         return StageOutput(kept=None, extra={"sample": sampled, "heldout": heldout}, stats=stats)
+
+
+# The train-tokenizer steps, in the order run() calls them.
+
+def split_heldout(docs, cfg, seed: int):
+    """(pool, held-out candidates): a seeded hash of the id holds documents out; the pool drops
+    exact duplicate texts (the first occurrence stays) when drop_exact_duplicates is set."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    base = (docs.select("id", "text", "source", "lang", "doc_pos")
+            .withColumn("lang", F.coalesce(F.col("lang"), F.lit("unknown")))
+            .withColumn("source", F.coalesce(F.col("source"), F.lit("unknown")))
+            .withColumn("n_bytes", F.octet_length("text").cast("long"))
+            .withColumn("_u_held", hash01(F.lit(seed), F.lit("heldout"), F.col("id"))))
+    heldout_all = base.where(F.col("_u_held") < cfg.heldout_fraction)
+    pool = base.where(F.col("_u_held") >= cfg.heldout_fraction)
+    if cfg.drop_exact_duplicates:
+        keys = pool.select("doc_pos", F.sha2("text", 256).alias("_h"))
+        firsts = mark_first_occurrences(keys, ["_h"], carry=()).where("_is_first").select("doc_pos")
+        pool = pool.join(firsts, "doc_pos", "left_semi")
+    return pool.persist(StorageLevel.MEMORY_AND_DISK), heldout_all
+
+
+def draw_sample(ctx, pool, cfg, seed: int):
+    """(sampled documents with their `copies`, the plan with what was drawn, sampled bytes): the plan
+    from one small aggregate of bytes per (lang, source), the draw from a seeded hash of the id."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from tokenizer_training.sampling import sample_plan
+
+    sizes = {(r["lang"], r["source"]): int(r["bytes"]) for r in
+             pool.groupBy("lang", "source").agg(F.sum("n_bytes").alias("bytes")).collect()}
+    if not sizes:
+        raise UserError("train-tokenizer: no documents to sample from")
+    plan = sample_plan(sizes, cfg.sample_bytes, dict(cfg.lang_weights), cfg.other_lang_weight,
+                       cfg.balance_sources, cfg.max_lang_repeats)
+    probs = ctx.spark.createDataFrame(
+        [(lg, src, float(v["probability"])) for (lg, src), v in sorted(plan["sources"].items())],
+        "lang string, source string, _p double")
+    # copies = floor(p) + Bernoulli(frac(p)) from a seeded hash of the id (p > 1: upsampled)
+    copies = F.floor("_p") + (hash01(F.lit(seed), F.lit("sample"), F.col("id"))
+                              < F.col("_p") - F.floor("_p")).cast("int")
+    sampled = (pool.join(F.broadcast(probs), ["lang", "source"])
+               .withColumn("copies", copies.cast("int")).where("copies > 0")
+               .select("id", "text", "source", "lang", "doc_pos", "n_bytes", "copies")
+               .persist(StorageLevel.MEMORY_AND_DISK))
+    got = sampled.groupBy("lang", "source").agg(F.count(F.lit(1)).alias("docs"),
+                                                F.sum(F.col("n_bytes") * F.col("copies")).alias("bytes")).collect()
+    total = sum(int(r["bytes"]) for r in got)
+    if total == 0:
+        raise UserError("train-tokenizer: the sample is empty (check lang_weights against the "
+                        "corpus's `lang` values and sample_bytes)")
+    for r in got:
+        plan["sources"][(r["lang"], r["source"])].update(sampled_docs=int(r["docs"]), sampled_bytes=int(r["bytes"]))
+    for lg, v in plan["langs"].items():
+        v["sampled_bytes"] = sum(int(r["bytes"]) for r in got if r["lang"] == lg)
+        v["sampled_share"] = v["sampled_bytes"] / total
+    ctx.log(f"sampled {total / 1e6:.1f} MB: " + ", ".join(
+        f"{lg} {v['sampled_bytes'] / 1e6:.1f} MB ({100 * v['sampled_share']:.1f}%)"
+        for lg, v in sorted(plan["langs"].items())))
+    return sampled, plan, total
+
+
+def write_sentence_files(ctx, sampled, settings, total_bytes: int):
+    """(sentence files, line statistics): Spark tasks write the sample's training lines into
+    OUT/sentences/, each document `copies` times, in files of about 32 MB."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    sent_dir = ctx.work_dir / "sentences"
+    sent_dir.mkdir()
+    n_files = max(2, min(64, total_bytes // (32 << 20) + 1))
+    rows = (sampled.select("doc_pos", "text", "copies").repartition(n_files, "doc_pos")
+            .sortWithinPartitions("doc_pos")
+            .mapInArrow(sentence_writer(str(sent_dir), settings.max_sentence_length),
+                        from_arrow_schema(SENTENCE_STATS_SCHEMA)).collect())
+    line_stats = {k: sum(int(r[k]) for r in rows) for k in SENTENCE_STATS_SCHEMA.names if k != "file"}
+    files = sorted(str(sent_dir / r["file"]) for r in rows if r["file"])
+    ctx.log(f"{line_stats['lines']:,} training lines in {len(files)} files; "
+            f"{line_stats['split_lines']:,} long lines split, {line_stats['meta_symbol_lines']:,} lines "
+            f"with U+2581 left out ({line_stats['meta_symbol_bytes']:,} bytes), "
+            f"{line_stats['empty_lines']:,} empty lines dropped")
+    return files, line_stats
+
+
+def train_model(ctx, files, settings):
+    from tokenizer_training.train import SampleTooSmall, TrainingError, train_sentencepiece
+
+    try:
+        return train_sentencepiece(files, ctx.work_dir, settings, model_name="tokenizer", log=ctx.log)
+    except (SampleTooSmall, TrainingError) as exc:
+        raise UserError(f"train-tokenizer: {exc}") from None
+
+
+def heldout_documents(heldout_all, cfg):
+    """Held-out documents per language, in seeded order, up to heldout_max_bytes_per_lang:
+    (the DataFrame written to heldout/, the same rows as dicts for the evaluation)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
+
+    w = Window.partitionBy("lang").orderBy("_u_held", "id")
+    heldout = (heldout_all.withColumn("_cum", F.sum("n_bytes").over(w))
+               .where((F.col("_cum") <= cfg.heldout_max_bytes_per_lang) | (F.col("_cum") == F.col("n_bytes")))
+               .select("id", "text", "source", "lang", "doc_pos", "n_bytes"))
+    return heldout, [r.asDict() for r in heldout.orderBy("lang", "id").collect()]
+
+
+def export_and_check_hf(ctx, model_file, heldout_docs) -> dict:
+    """The Hugging Face files beside the model, loaded back with AutoTokenizer and compared with
+    SentencePiece on every held-out document."""
+    from tokenizer_training.hf_export import check_hf_ids, export_tokenizer_hf
+
+    export_tokenizer_hf(model_file, ctx.work_dir, model_max_length=4096)
+    hf = check_hf_ids(ctx.work_dir, [d["text"] for d in heldout_docs] or ["hello world 123"])
+    ctx.log(f"transformers {hf['class']}: same ids as SentencePiece on {hf['same_ids']}/"
+            f"{hf['documents']} held-out documents, decode exact on {hf['exact_decode']}")
+    return hf
+
+
+SUMMARY_KEYS = ("documents", "tokens_per_char", "tokens_per_byte", "bytes_per_token", "unk_rate",
+                "byte_fallback_rate", "newline_byte_rate", "other_byte_rate", "round_trip_rate")
+
+
+def evaluate_heldout(ctx, cfg, model_file, heldout_docs):
+    """(report tables and figures, our figures per language): eval/ beside the model."""
+    from tokenizer_training import evaluate as ev
+
+    er = ev.evaluate(model_file, heldout_docs, list(cfg.compare), name="ours", log=ctx.log,
+                     reference=cfg.reference_tokenizer)
+    er["model"] = "tokenizer.model"  # relative to the output directory (built under a temporary name)
+    ev.write_outputs(er, ctx.work_dir / "eval")
+    cols, trs = ev.table_rows(er)
+    report = {"tables": [{"title": "Tokenizer compression on held-out text (tokens per character, lower is "
+                                   "better) and exact round trips", "columns": cols, "rows": trs}],
+              "figures": [{"path": "eval/eval.png", "title": "Tokens per character by language"}]}
+    ours = er["rows"][0]["results"]
+    summary = {lg: {k: ours[lg][k] for k in SUMMARY_KEYS} for lg in er["languages"] + ["all"]}
+    bad = ours["all"]["round_trip_failures"]
+    ctx.log(f"evaluation: round trip exact on {ours['all']['round_trip_ok']}/"
+            f"{ours['all']['documents']} held-out documents" + (f" ({bad} FAILED)" if bad else ""))
+    return report, summary
+
+
+def sample_table(plan) -> dict:
+    return {"title": "Tokenizer training sample by language",
+            "columns": ["lang", "weight", "share planned", "available MB", "planned MB", "repeats", "sampled MB",
+                        "share sampled", "shortfall MB"],
+            "rows": [[lg, v["weight"], round(v["share"], 4), round(v["available_bytes"] / 1e6, 2),
+                      round(v["planned_bytes"] / 1e6, 2), v["repeats"], round(v["sampled_bytes"] / 1e6, 2),
+                      round(v["sampled_share"], 4), round(v["shortfall_bytes"] / 1e6, 2)]
+                     for lg, v in sorted(plan["langs"].items())]}
+
+
+def training_table(result, line_stats) -> dict:
+    return {"title": "SentencePiece training",
+            "columns": ["vocab", "text MB", "lines", "wall s", "peak RSS MB", "last merge freq",
+                        "min freq last 1000 merges", "long lines split", "U+2581 lines left out"],
+            "rows": [[result.vocab_size, round(result.input_bytes / 1e6, 2), result.input_lines, result.wall_s,
+                      result.peak_rss_mb, result.last_merge_frequency, result.min_frequency_last_1000_merges,
+                      line_stats["split_lines"], line_stats["meta_symbol_lines"]]]}
 
 
 # ------------------------------------------------------------------------------------------
