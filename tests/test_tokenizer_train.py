@@ -373,6 +373,21 @@ def test_hf_fast_tokenizer_is_exact(trained):
     assert tok.decode([sp.piece_to_id("<0xE9>"), sp.piece_to_id("<0xBE>"), sp.piece_to_id("<0x98>")]) == "龘"
 
 
+def test_hf_export_can_add_bos_and_eos(trained, tmp_path):
+    _, res, sp = trained
+    from tokenizers import Tokenizer
+
+    from tokenizer_training.hf_export import export_tokenizer_hf
+
+    export_tokenizer_hf(res.model_file, tmp_path, add_bos_token=True, add_eos_token=True)
+    fast = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    text = "hello 世界\n    x"
+    assert fast.encode(text).ids == [sp.bos_id()] + sp.encode(text) + [sp.eos_id()]
+    assert fast.decode(fast.encode(text).ids) == text  # special tokens skipped by default
+    cfg = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    assert cfg["add_bos_token"] and cfg["add_eos_token"]
+
+
 def test_hf_export_refuses_what_it_cannot_reproduce(tmp_path):
     from tokenizer_training.hf_export import UnsupportedModel, export_tokenizer_hf
 
