@@ -4,7 +4,9 @@ The held-out split of `make tokenizer` comes from the same sources as the traini
 flatters any tokenizer trained on them. This builds a second held-out set from other sources:
 English and Chinese web pages (`../shared/webpages/`, pages with their boilerplate and the article
 bodies; not in `../shared/corpora`) and code that is not CPython's or /usr/include's (Python files
-and C/C++ sources of the packages installed in `.venv`, a seeded sample), and evaluates our
+and C/C++ sources of the packages installed in `.venv`, a seeded sample); `zh-hant` is the Chinese
+pages converted to Traditional characters by OpenCC (s2t), for rare and Traditional characters the
+Simplified pages hardly hold. It evaluates our
 tokenizer beside Baichuan 2's released one. Figures: bench/results/tokenizer_other_sources.json.
 
     python bench/tokenizer_other_sources.py --model out/tokenizer/tokenizer.model
@@ -59,6 +61,14 @@ def code_documents(site_packages: Path, py_bytes: int, cxx_bytes: int, seed: int
     return docs
 
 
+def traditional(docs: list[dict]) -> list[dict]:
+    import opencc
+
+    conv = opencc.OpenCC("s2t")
+    return [{**d, "id": f"{d['id']}:hant", "text": conv.convert(d["text"]), "lang": "zh-hant"}
+            for d in docs if d["lang"] == "zh"]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(REPO / "out" / "tokenizer" / "tokenizer.model"))
@@ -74,6 +84,7 @@ def main() -> int:
     held = work / "other_sources.jsonl"
     held.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
     docs = ev.load_documents(held, a.max_bytes_per_lang)
+    docs += traditional(docs)
     result = ev.evaluate(a.model, docs, [], reference=a.reference, log=lambda *x: None)
     ev.write_outputs(result, work / "eval")
     out = {"model": a.model, "documents": result["documents"], "bytes": result["bytes"], "rows": {}}
