@@ -13,8 +13,9 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+# q_boilerplate_char_fraction is in quality_score (classifier x (1 - it)), so its spread is shown too
 MAIN_SIGNALS = ("q_words", "q_alpha_share", "q_stop_word_share", "q_dup_line_chars", "q_short_lines",
-                "q_terminal_lines")
+                "q_terminal_lines", "q_boilerplate_char_fraction")
 MAX_LANGS = 4  # the largest languages get a histogram each
 EXAMPLES = 12
 
