@@ -37,6 +37,9 @@ class SparkSettings:
     # alone makes that stage ~13% faster; "" restores the JVM's default JIT.
     java_options: str = "-XX:TieredStopAtLevel=1"
     conf: dict = field(default_factory=dict)  # any other spark.* settings
+    # seconds between progress lines (tasks done per Spark stage) while a stage runs, when output
+    # goes to a log file (a terminal shows Spark's progress bar instead); 0 = none
+    progress_seconds: float = 30.0
 
 
 @dataclass

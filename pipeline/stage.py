@@ -172,6 +172,13 @@ def _fingerprint(stage: Stage, cfg, profile: Profile, inputs: InputSet) -> dict:
 # The steps
 
 
+def _progress(ctx: StageContext):
+    """Progress lines while the stage's Spark jobs run (see pipeline/progress.py)."""
+    from pipeline.progress import TaskProgress, default_interval
+
+    return TaskProgress(ctx.spark, ctx.log, default_interval(ctx.profile.spark.progress_seconds))
+
+
 def plan_and_run(stage: Stage, ctx: StageContext):
     """Plan the input, run the stage, leave a complete quarantine/; (plan, StageOutput)."""
     settings = ctx.profile.read
@@ -185,7 +192,7 @@ def plan_and_run(stage: Stage, ctx: StageContext):
 
             qdir.mkdir()
             pq.write_table(bad_file_records(plan.bad_files), qdir / "part-bad-files.parquet")
-        with ctx.timed("stage"):
+        with ctx.timed("stage"), _progress(ctx):
             result = stage.run_units(ctx, plan)
         if result.input_counts is None:
             raise RuntimeError(f"stage {stage.name} streams but returned no input_counts")
@@ -196,7 +203,7 @@ def plan_and_run(stage: Stage, ctx: StageContext):
             _write(read.quarantine, qdir, max(1, min(ctx.output_files, 4)), ["file", "record"])
             enforce_bad_files(unreadable_files(qdir), settings)
             counts = count_outputs(ctx.spark, {"docs": (read.docs, [])})
-        with ctx.timed("stage"):
+        with ctx.timed("stage"), _progress(ctx):
             result = stage.run(ctx, read.docs)
         result.input_counts = counts["docs"]
         result.cached += read.cached
